@@ -1,0 +1,127 @@
+"""The ``geothaw`` command line (typer + rich). Thin: each command parses, loads config, calls the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import GeothawError, StageNotBuiltError
+
+app = typer.Typer(
+    name="geothaw",
+    help="Project Alaskan active-layer soil temperature with sequence deep learning (ERA5-Land + CMIP5).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run config merged over the defaults")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: --set training.epochs=5")]
+QuickOpt = Annotated[bool, typer.Option("--quick", help="coarse, short configuration for a first look")]
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        out.print(f"geothaw {__version__}")
+        raise typer.Exit()
+
+
+def _show_versions_cb(value: bool) -> None:
+    if value:
+        from .versions import collect_versions
+
+        for k, v in collect_versions().items():
+            out.print(f"{k:>12}: {v}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="print the version")] = False,
+    show_versions: Annotated[bool, typer.Option("--show-versions", callback=_show_versions_cb, is_eager=True,
+                                                help="print geothaw, torch, dask, GDAL and PROJ versions")] = False,
+) -> None:
+    """geothaw command line."""
+
+
+def _load(config: Path | None, overrides: list[str] | None, quick: bool = False):
+    from .config import load_config
+
+    return load_config(config, overrides or [], base="quick" if quick else "alaska") if not quick or config is None \
+        else load_config(config, overrides or [], base="quick")
+
+
+def _not_built(stage: str, issue: str) -> None:
+    raise StageNotBuiltError(f"'{stage}' is not built yet in geothaw {__version__} ({issue}); nothing was done")
+
+
+@app.command()
+def run(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
+    """Run the whole pipeline (default: the embedded synthetic Alaska at full 0.1° resolution)."""
+    from .pipeline import run_pipeline
+
+    cfg = _load(config, set_, quick)
+    run_pipeline(cfg, console=out)
+
+
+@app.command()
+def synth(
+    config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the ERA5-Land/CMIP5-format files")] = Path("data/synthetic"),
+) -> None:
+    """Generate the physics-grounded synthetic Alaska (ERA5-Land- and CMIP5-format files)."""
+    _not_built("synth", "Inputs issue")
+
+
+@app.command()
+def download(
+    config: ConfigOpt = None, set_: SetOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the cdsapi requests, submit nothing")] = False,
+) -> None:
+    """Build (and, with ~/.cdsapirc, submit) the ERA5-Land monthly-means requests for the domain."""
+    _not_built("download", "Inputs issue")
+
+
+@app.command()
+def train(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
+    """Train the sequence models and baselines."""
+    _not_built("train", "Models issue")
+
+
+@app.command()
+def evaluate(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
+    """Evaluate trained models on held-out years and spatial blocks."""
+    _not_built("evaluate", "Models issue")
+
+
+@app.command()
+def project(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
+    """Project a trained model over the domain under RCP4.5/RCP8.5 with dask."""
+    _not_built("project", "Projection issue")
+
+
+@app.command()
+def maps(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
+    """Draw thaw maps (cartopy, EPSG:3338, offline basemap)."""
+    _not_built("maps", "Projection issue")
+
+
+@app.command("validate-site")
+def validate_site(site: Annotated[str, typer.Argument(help="site name or folder")] = "") -> None:
+    """Score the models and the physics against in-situ soil temperatures at a site."""
+    _not_built("validate-site", "Real-site validation issue")
+
+
+def entrypoint() -> None:  # pragma: no cover - thin wrapper used by the console script
+    try:
+        app(standalone_mode=True)
+    except GeothawError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

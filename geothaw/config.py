@@ -1,0 +1,223 @@
+"""Run configuration: one pydantic model tree, ``extra="forbid"`` at every level, validated on load.
+
+Defaults live in ``geothaw/configs/alaska.yaml``; a user file (or ``--set key=value`` overrides) is a partial
+tree merged over them, so a run's delta from the defaults is explicit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+SCENARIOS = ("rcp26", "rcp45", "rcp60", "rcp85")
+ScenarioName = Literal["rcp26", "rcp45", "rcp60", "rcp85"]
+PosInt = Annotated[int, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DomainConfig(_Strict):
+    """The ERA5-Land grid window. Longitudes in degrees east; exceed 180 to cross the antimeridian."""
+
+    lat_min: float = Field(51.0, ge=-90, le=90, description="southern cell-centre latitude")
+    lat_max: float = Field(72.0, ge=-90, le=90, description="northern cell-centre latitude")
+    lon_min: float = Field(172.0, description="western cell-centre longitude, degrees east")
+    lon_max: float = Field(231.0, description="eastern cell-centre longitude, degrees east (may exceed 180)")
+    resolution: float = Field(0.1, gt=0, description="grid spacing in degrees (ERA5-Land: 0.1)")
+    band_edges: list[float] = Field([51.0, 56.0, 60.0, 64.0, 68.0, 72.0], description="latitude-band edges")
+    clip_to_alaska: bool = Field(False, description="mask cells outside the Alaska boundary")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DomainConfig":
+        if self.lat_max <= self.lat_min:
+            raise ValueError(f"lat_max ({self.lat_max}) must be greater than lat_min ({self.lat_min})")
+        if not 0 < self.lon_max - self.lon_min < 360:
+            raise ValueError("lon_max must exceed lon_min by less than 360 (use e.g. 172 → 231 across 180°)")
+        if len(self.band_edges) < 2 or any(b <= a for a, b in zip(self.band_edges, self.band_edges[1:])):
+            raise ValueError("band_edges must be at least two strictly increasing latitudes")
+        return self
+
+
+class SyntheticConfig(_Strict):
+    """The embedded physics-grounded synthetic Alaska."""
+
+    coarsen: PosInt = Field(1, description="grid coarsening factor vs 0.1° (1 = full ERA5-Land resolution)")
+    gcms: list[str] = Field(["SYN-ESM-A", "SYN-ESM-B"], min_length=1, description="synthetic GCM names")
+    spinup_years: int = Field(20, ge=0, description="physics spin-up years before the first output year")
+    dt_days: float = Field(1.0, gt=0, le=2.0, description="physics solver time step, days")
+
+
+class DataConfig(_Strict):
+    source: Literal["synthetic", "files"] = Field("synthetic", description="embedded synthetic world or user files")
+    era5land: list[Path] = Field([], description="ERA5-Land monthly files (NetCDF/GRIB), globs allowed")
+    invariants: list[Path] = Field([], description="ERA5-Land invariant files (lsm, z, slt)")
+    cmip5: dict[str, dict[str, list[Path]]] = Field(
+        {}, description="GCM name → {'historical'|'rcp45'|'rcp85': [paths]} (ESGF NetCDF or SNAP GeoTIFF folders)"
+    )
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="after")
+    def _files_exist(self) -> "DataConfig":
+        if self.source == "files":
+            if not self.era5land:
+                raise ValueError("source is 'files' but data.era5land lists no files")
+            for p in [*self.era5land, *self.invariants]:
+                if not any(Path().glob(str(p))) and not Path(p).exists():
+                    raise ValueError(f"file not found: {p}")
+        return self
+
+
+class PeriodConfig(_Strict):
+    start_year: int = Field(1950, ge=1950, description="first year of reanalysis forcing")
+    end_year: int = Field(2024, description="last year of reanalysis forcing")
+    projection_end_year: int = Field(2100, le=2300, description="last projected year")
+
+    @model_validator(mode="after")
+    def _order(self) -> "PeriodConfig":
+        if self.end_year <= self.start_year:
+            raise ValueError(f"end_year ({self.end_year}) must be after start_year ({self.start_year})")
+        if self.projection_end_year <= self.end_year:
+            raise ValueError(f"projection_end_year ({self.projection_end_year}) must be after end_year ({self.end_year})")
+        return self
+
+
+class FeatureConfig(_Strict):
+    window_months: int = Field(24, ge=12, le=120, description="input window length ending each December")
+    scenario_signal: Literal["rcp_forcing", "warming_anomaly"] = Field("warming_anomaly")
+    anomaly_years: PosInt = Field(10, description="running-mean length of the warming-anomaly signal")
+
+
+class TrainingConfig(_Strict):
+    models: list[str] = Field(["gru", "tcn", "transformer", "conv1dlstm", "bilstm"], min_length=1)
+    baselines: list[str] = Field(["climatology", "linear"])
+    epochs: PosInt = 30
+    batch_size: PosInt = 1024
+    learning_rate: float = Field(2e-3, gt=0, lt=1)
+    hidden_size: PosInt = 64
+    patience: PosInt = 5
+    max_train_cells: PosInt = Field(4000, description="cells sampled for training (vectorised batches)")
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+
+
+class EvaluationConfig(_Strict):
+    holdout_years: PosInt = 10
+    block_size_deg: float = Field(2.0, gt=0, description="spatial hold-out block edge, degrees")
+    holdout_block_fraction: float = Field(0.2, gt=0, lt=0.5)
+
+
+class ProjectionConfig(_Strict):
+    scenarios: list[ScenarioName] = Field(["rcp45", "rcp85"], min_length=1)
+    batch_size: int = Field(2048, ge=64, le=65536)
+    chunk_cells: PosInt = Field(64, description="spatial chunk edge in cells")
+    scheduler: str | None = Field(None, description="dask.distributed scheduler address; None = local threads")
+    ensemble: bool = False
+
+
+class OutputConfig(_Strict):
+    runs_dir: Path = Path("runs")
+    crs: Literal[3338, 4326] = 3338
+    resolution_m: float = Field(5000.0, gt=0, description="pixel size of EPSG:3338 rasters")
+
+
+class RunConfig(_Strict):
+    name: str = Field("alaska", pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 42
+    domain: DomainConfig = DomainConfig()
+    data: DataConfig = DataConfig()
+    period: PeriodConfig = PeriodConfig()
+    features: FeatureConfig = FeatureConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    projection: ProjectionConfig = ProjectionConfig()
+    output: OutputConfig = OutputConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return v
+
+    def hash(self, *sections: str) -> str:
+        """Stable short hash of the whole config or of some sections (stage caching keys)."""
+        data = self.model_dump(mode="json")
+        if sections:
+            data = {s: data[s] for s in sections}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ---- loading -----------------------------------------------------------------------------------------
+def _format_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"]) or "<root>"
+    if e["type"] == "extra_forbidden":
+        return f"unknown config key '{key}'"
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"invalid config value for '{key}': {msg}" + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else "")
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _parse_override(item: str) -> dict:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like key.sub=value")
+    key, value = item.split("=", 1)
+    tree: Any = yaml.safe_load(value) if value else None
+    for part in reversed(key.strip().split(".")):
+        tree = {part: tree}
+    return tree
+
+
+def packaged_config(name: str) -> Path:
+    """Path of a config shipped with the package (``alaska`` or ``quick``)."""
+    path = Path(str(files("geothaw") / "configs" / f"{name}.yaml"))
+    if not path.exists():
+        raise ConfigError(f"no packaged config named '{name}'")
+    return path
+
+
+def _read_yaml(path: Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of config keys")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), *,
+                base: str = "alaska") -> RunConfig:
+    """Load the packaged defaults, merge a user YAML and ``key=value`` overrides, and validate everything."""
+    data = _read_yaml(packaged_config(base))
+    if path is not None:
+        data = _deep_merge(data, _read_yaml(Path(path)))
+    for item in overrides:
+        data = _deep_merge(data, _parse_override(item))
+    return validate_config(data)
+
+
+def validate_config(data: dict) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None

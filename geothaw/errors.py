@@ -1,0 +1,19 @@
+"""One exception tree: the CLI turns any ``GeothawError`` into a one-line message and exit 1."""
+
+from __future__ import annotations
+
+
+class GeothawError(Exception):
+    """Base class of every error geothaw raises on purpose."""
+
+
+class ConfigError(GeothawError, ValueError):
+    """A run configuration is invalid (unknown key, wrong type, impossible value, missing file)."""
+
+
+class InputDataError(GeothawError, ValueError):
+    """An input file is unreadable or does not satisfy the canonical-dataset contract."""
+
+
+class StageNotBuiltError(GeothawError):
+    """A pipeline stage that this version of geothaw does not implement yet."""

@@ -1,0 +1,1 @@
+"""Readers (one per format, all returning the canonical dataset) and atomic writers."""
