@@ -184,7 +184,7 @@ class Domain:
         lakes = load_basemap_layer("lakes", scale, continuous_lon=True)
         ny, nx = self.shape
         s = supersample
-        fine = self.transform * Affine.scale(1.0 / s)
+        fine = self.transform @ Affine.scale(1.0 / s)
         shape = (ny * s, nx * s)
         grid = rasterize(((g, 1) for g in land.geometry), out_shape=shape, transform=fine, dtype="uint8")
         if len(lakes):
