@@ -14,7 +14,6 @@ TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0 $(TORCH_ARGS)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@

@@ -40,7 +40,7 @@ def add_basemap(ax, scale: str = "50m", *, land: bool = True, lakes: bool = True
                        facecolor="none", edgecolor="0.45", linewidth=linewidth, linestyle="--", zorder=zorder)
 
 
-def new_alaska_map(figsize=(8.0, 6.2), extent=ALASKA_EXTENT_3338):
+def new_alaska_map(figsize=(9.0, 5.6), extent=ALASKA_EXTENT_3338):
     """A figure with one EPSG:3338 GeoAxes framed on Alaska (Aleutians included)."""
     import matplotlib.pyplot as plt
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -25,6 +26,23 @@ out = Console()
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run config merged over the defaults")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: --set training.epochs=5")]
 QuickOpt = Annotated[bool, typer.Option("--quick", help="coarse, short configuration for a first look")]
+
+
+def command(name: str | None = None):
+    """Register a typer command whose ``GeothawError`` becomes one red line on stderr and exit code 1."""
+
+    def wrap(func):
+        @functools.wraps(func)
+        def inner(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except GeothawError as exc:
+                console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1) from None
+
+        return app.command(name)(inner)
+
+    return wrap
 
 
 def _version_cb(value: bool) -> None:
@@ -54,15 +72,14 @@ def main(
 def _load(config: Path | None, overrides: list[str] | None, quick: bool = False):
     from .config import load_config
 
-    return load_config(config, overrides or [], base="quick" if quick else "alaska") if not quick or config is None \
-        else load_config(config, overrides or [], base="quick")
+    return load_config(config, overrides or [], base="quick" if quick else "alaska")
 
 
 def _not_built(stage: str, issue: str) -> None:
     raise StageNotBuiltError(f"'{stage}' is not built yet in geothaw {__version__} ({issue}); nothing was done")
 
 
-@app.command()
+@command()
 def run(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
     """Run the whole pipeline (default: the embedded synthetic Alaska at full 0.1° resolution)."""
     from .pipeline import run_pipeline
@@ -71,7 +88,7 @@ def run(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) 
     run_pipeline(cfg, console=out)
 
 
-@app.command()
+@command()
 def synth(
     config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the ERA5-Land/CMIP5-format files")] = Path("data/synthetic"),
@@ -80,7 +97,7 @@ def synth(
     _not_built("synth", "Inputs issue")
 
 
-@app.command()
+@command()
 def download(
     config: ConfigOpt = None, set_: SetOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the cdsapi requests, submit nothing")] = False,
@@ -89,39 +106,40 @@ def download(
     _not_built("download", "Inputs issue")
 
 
-@app.command()
+@command()
 def train(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
     """Train the sequence models and baselines."""
     _not_built("train", "Models issue")
 
 
-@app.command()
+@command()
 def evaluate(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
     """Evaluate trained models on held-out years and spatial blocks."""
     _not_built("evaluate", "Models issue")
 
 
-@app.command()
+@command()
 def project(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
     """Project a trained model over the domain under RCP4.5/RCP8.5 with dask."""
     _not_built("project", "Projection issue")
 
 
-@app.command()
+@command()
 def maps(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
     """Draw thaw maps (cartopy, EPSG:3338, offline basemap)."""
     _not_built("maps", "Projection issue")
 
 
-@app.command("validate-site")
+@command("validate-site")
 def validate_site(site: Annotated[str, typer.Argument(help="site name or folder")] = "") -> None:
     """Score the models and the physics against in-situ soil temperatures at a site."""
     _not_built("validate-site", "Real-site validation issue")
 
 
-def entrypoint() -> None:  # pragma: no cover - thin wrapper used by the console script
+def entrypoint() -> None:
+    """Console-script entry: a ``GeothawError`` escaping outside a command still ends as one line."""
     try:
-        app(standalone_mode=True)
+        app()
     except GeothawError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -34,11 +34,14 @@ def _stage_domain(cfg: RunConfig, run_dir: Path) -> dict:
 
     dom = Domain.from_config(cfg.domain).coarsen(cfg.data.synthetic.coarsen) if cfg.data.source == "synthetic" \
         else Domain.from_config(cfg.domain)
+    from .maps import plot_domain
+
     path = write_domain(dom, run_dir / "domain.nc")
+    png = plot_domain(dom, run_dir / "maps" / "domain.png")
     land = dom.land_mask()
     area = float(dom.cell_area_km2().where(land).sum())
     return {"grid": f"{dom.shape[0]}×{dom.shape[1]} at {dom.resolution}°", "land_cells": int(land.sum()),
-            "land_area_km2": round(area), "bands": dom.band_labels(), "outputs": [str(path.relative_to(run_dir))]}
+            "land_area_km2": round(area), "bands": dom.band_labels(), "outputs": [str(path.relative_to(run_dir)), str(png.relative_to(run_dir))]}
 
 
 STAGES: list[Stage] = [
