@@ -136,14 +136,9 @@ class Domain:
         return t.transform(to_pm180(lon), np.asarray(lat, dtype="float64"))
 
     def cell_area_km2(self) -> xr.DataArray:
-        """Area of each cell on the WGS84 ellipsoid-equivalent sphere (km²), for area statistics."""
-        r = self.resolution
-        R = 6371.0072  # authalic radius, km: equal-area, so sums agree with an EPSG:3338 computation
-        lat = np.deg2rad(self.latitude)
-        band = np.abs(np.sin(lat + np.deg2rad(r / 2)) - np.sin(lat - np.deg2rad(r / 2)))
-        area = (R**2) * np.deg2rad(r) * band
+        """Area of each cell (km²) measured in Alaska Albers (EPSG:3338, equal-area on the GRS80 ellipsoid)."""
         out = self.template("cell_area", dtype="float64")
-        out[:] = area[:, None]
+        out[:] = cell_area_albers_km2(self.latitude, self.longitude, self.resolution)
         out.attrs["units"] = "km2"
         return out
 
@@ -225,6 +220,26 @@ class Domain:
     @classmethod
     def from_config(cls, cfg) -> "Domain":
         return cls(cfg.lat_min, cfg.lat_max, cfg.lon_min, cfg.lon_max, cfg.resolution, tuple(cfg.band_edges), cfg.clip_to_alaska)
+
+
+def cell_area_albers_km2(latitude: np.ndarray, longitude: np.ndarray, resolution: float) -> np.ndarray:
+    """Area (km²) of lat/lon cells from their outlines projected to Alaska Albers (EPSG:3338).
+
+    An equal-area projection makes the area independent of longitude, so one column is projected and broadcast.
+    Each edge is sampled at 5 points so the curved parallels are followed.
+    """
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(EPSG_NATIVE, EPSG_ALASKA_ALBERS, always_xy=True)
+    h = resolution / 2
+    s = np.linspace(-h, h, 5)
+    ring_dx = np.concatenate([s, np.full(4, h), s[::-1][1:], np.full(3, -h)])
+    ring_dy = np.concatenate([np.full(5, -h), s[1:], np.full(4, h), s[::-1][1:4]])
+    lat = np.asarray(latitude, dtype="float64")[:, None] + ring_dy
+    lon = np.broadcast_to(-154.0 + ring_dx, lat.shape)
+    xs, ys = t.transform(lon, lat)
+    area = 0.5 * np.abs(np.sum(xs * np.roll(ys, -1, axis=-1) - np.roll(xs, -1, axis=-1) * ys, axis=-1)) / 1e6
+    return np.broadcast_to(area[:, None], (area.size, np.asarray(longitude).size)).copy()
 
 
 # ---- shipped basemap ---------------------------------------------------------------------------------

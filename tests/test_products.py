@@ -1,0 +1,87 @@
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from geothaw.domain import Domain
+from geothaw.products import (active_layer_thickness, area_exceeding_zero, cell_area_albers_km2, era_summaries,
+                              first_exceedance_year, yearly_products)
+
+
+def monthly(values_by_year_depth, lat=(65.0,), lon=(212.0,), start=2000):
+    """(years, 12, 4) → DataArray (time, depth, latitude, longitude)."""
+    v = np.asarray(values_by_year_depth, dtype="float32")
+    ny = v.shape[0]
+    data = np.broadcast_to(v.reshape(ny * 12, 4)[:, :, None, None], (ny * 12, 4, len(lat), len(lon))).copy()
+    time = pd.date_range(f"{start}-01-01", periods=ny * 12, freq="MS")
+    return xr.DataArray(data, dims=("time", "depth", "latitude", "longitude"),
+                        coords={"time": time, "latitude": list(lat), "longitude": list(lon)})
+
+
+def test_yearly_stats_and_flags():
+    months = np.array([-10, -12, -8, -4, 0, 4, 8, 6, 2, -2, -6, -8], dtype=float)
+    layers = np.stack([months, months * 0.5 + 1, months * 0.1 + 0.5, np.full(12, -0.5)], axis=-1)  # (12, 4)
+    p = yearly_products(monthly(layers[None]))
+    cell = dict(year=2000, latitude=65.0, longitude=212.0)
+    assert float(p["magt"].sel(**cell).isel(depth=0)) == pytest.approx(months.mean())
+    assert float(p["tmin"].sel(**cell).isel(depth=0)) == -12 and float(p["tmax"].sel(**cell).isel(depth=0)) == 8
+    assert list(p["thaws_in_summer"].sel(**cell).values) == [1, 1, 1, 0]
+    assert list(p["thawed_year_round"].sel(**cell).values) == [0, 0, 0, 0]
+    assert list(p["exceeds_zero"].sel(**cell).values) == [0, 0, 1, 0]  # means -2.5, -0.25, +0.25, -0.5
+    assert p["depth"].attrs["positive"] == "down"
+
+
+@pytest.mark.parametrize(("profile", "alt", "capped"), [
+    ([5.0, 2.0, -1.0, -3.0], 0.175 + (2 / 3) * (0.64 - 0.175), 0),
+    ([3.0, -1.0, -2.0, -3.0], 0.035 + 0.75 * (0.175 - 0.035), 0),
+    ([-0.5, -1.0, -2.0, -3.0], 0.0, 0),
+    ([9.0, 6.0, 3.0, 1.0], 2.89, 1),
+])
+def test_active_layer_thickness(profile, alt, capped):
+    tmax = xr.DataArray(np.array(profile)[:, None], dims=("depth", "cell"))
+    a, c = active_layer_thickness(tmax)
+    assert float(a[0]) == pytest.approx(alt, rel=1e-5)
+    assert int(c[0]) == capped
+
+
+def test_first_exceedance_year_running_mean_must_stay_positive():
+    years = np.arange(2000, 2060)
+    magt = np.where(years < 2030, -1.0, 1.0)
+    magt[45] = -5  # a late cold year dips the running mean below zero again → exceedance only after it recovers
+    da = xr.DataArray(magt[:, None], dims=("year", "cell"), coords={"year": years})
+    out = float(first_exceedance_year(da)[0])
+    # running mean of 2036..2045 = (9 - 5)/10 > 0; 2045 window still > 0; the first year after which it STAYS > 0:
+    running = pd.Series(magt, index=years).rolling(10).mean()
+    stays = [y for y in years if (running.loc[y:] > 0).all()]
+    assert out == stays[0]
+    never = xr.DataArray(np.full((60, 1), -1.0), dims=("year", "cell"), coords={"year": years})
+    assert np.isnan(float(first_exceedance_year(never)[0]))
+
+
+def test_albers_cell_area_matches_geodesic_area():
+    from pyproj import Geod
+    from shapely.geometry import box
+
+    d = Domain().coarsen(10)
+    a = cell_area_albers_km2(d.latitude, d.longitude, d.resolution)
+    geod = Geod(ellps="GRS80")
+    for row in (0, 10, 21):
+        lat = d.latitude[row]
+        ref, _ = geod.geometry_area_perimeter(box(-150.5, lat - 0.5, -149.5, lat + 0.5).segmentize(0.05))
+        assert a[row, 3] == pytest.approx(abs(ref) / 1e6, rel=1e-4)
+    assert np.allclose(a[:, 0], a[:, -1])
+
+
+def test_era_summaries_and_area_table():
+    years = 30 * 4 + 10
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(years, 12, 4))
+    da = monthly(base + np.linspace(-2, 2, years)[:, None, None], lat=(65.0, 64.9), lon=(212.0, 212.1), start=1981)
+    p = yearly_products(da)
+    eras = era_summaries(p)
+    assert list(eras["era"].values) == ["1991-2020", "2021-2040", "2041-2070", "2071-2100"]
+    table = area_exceeding_zero(eras, 0.1, "rcp85")
+    assert set(table.columns) >= {"scenario", "era", "depth_m", "area_above_0C_km2", "fraction"}
+    late = table[(table.era == "2071-2100")]["fraction"]
+    early = table[(table.era == "1991-2020")]["fraction"]
+    assert (late.values == 1).all() and (early.values == 0).all()
