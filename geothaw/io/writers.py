@@ -33,3 +33,105 @@ def write_domain(domain: Domain, path: str | Path) -> Path:
     ds = ds.rio.set_spatial_dims(x_dim="longitude", y_dim="latitude").rio.write_crs("EPSG:4326")
     ds = ds.rio.write_coordinate_system()
     return write_netcdf(ds, path)
+
+
+# ---- products --------------------------------------------------------------------------------------------
+def _cf_georeference(ds: xr.Dataset) -> xr.Dataset:
+    """Attach EPSG:4326 as a CF grid mapping (``spatial_ref`` + ``grid_mapping`` attrs) so GDAL sees the CRS."""
+    import rioxarray  # noqa: F401
+
+    ds = ds.rio.set_spatial_dims(x_dim="longitude", y_dim="latitude").rio.write_crs("EPSG:4326")
+    ds = ds.rio.write_coordinate_system()
+    for v in ds.data_vars:
+        if {"latitude", "longitude"} <= set(ds[v].dims):
+            ds[v].attrs["grid_mapping"] = "spatial_ref"
+    return ds
+
+
+def write_products_netcdf(products: xr.Dataset, path: str | Path, *, scenario: str, provenance: dict) -> Path:
+    """CF-1.8 NetCDF of yearly products for one scenario: dims (year, depth, latitude, longitude), depth bounds."""
+    import numpy as np
+
+    from ..products import DEPTH_BOUNDS
+
+    ds = products.transpose("year", "depth", "latitude", "longitude", missing_dims="ignore")
+    ds = ds.assign_coords(depth_bnds=(("depth", "nv"), DEPTH_BOUNDS))
+    ds["year"].attrs = {"long_name": "calendar year", "units": "year"}
+    ds = _cf_georeference(ds)
+    ds.attrs = {"Conventions": "CF-1.8", "title": f"geothaw yearly active-layer soil temperature products, {scenario}",
+                "scenario": scenario, "institution": "geothaw", "source": "geothaw sequence model driven by bias-corrected forcing",
+                **{k: str(v) for k, v in provenance.items()}}
+    encoding = {}
+    for v in ds.data_vars:
+        enc = {"zlib": True, "complevel": 4}
+        if ds[v].dtype.kind == "f":
+            enc["_FillValue"] = np.float32(np.nan)
+        chunks = tuple(min(s, c) for s, c in zip(ds[v].shape, (1, 4, 256, 256)[-ds[v].ndim:]))
+        if ds[v].ndim >= 2:
+            enc["chunksizes"] = chunks
+        encoding[v] = enc
+    return write_netcdf(ds, path, encoding=encoding)
+
+
+def albers_grid(domain: Domain, resolution_m: float):
+    """(transform, (height, width)) of an EPSG:3338 grid covering the domain, snapped to multiples of the pixel size."""
+    import numpy as np
+    from affine import Affine
+
+    lat = np.concatenate([domain.latitude, domain.latitude, np.full(domain.longitude.size, domain.lat_min),
+                          np.full(domain.longitude.size, domain.lat_max)])
+    lon = np.concatenate([np.full(domain.latitude.size, domain.lon_min), np.full(domain.latitude.size, domain.lon_max),
+                          domain.longitude, domain.longitude])
+    x, y = domain.to_albers(lon, lat)
+    r = resolution_m
+    x0, x1 = np.floor(x.min() / r) * r - r, np.ceil(x.max() / r) * r + r
+    y0, y1 = np.floor(y.min() / r) * r - r, np.ceil(y.max() / r) * r + r
+    return Affine(r, 0.0, x0, 0.0, -r, y1), (int(round((y1 - y0) / r)), int(round((x1 - x0) / r)))
+
+
+def write_cog(da: xr.DataArray, path: str | Path, *, domain: Domain, crs: int = 3338, resolution_m: float = 5000.0,
+              band_descriptions: list[str] | None = None, units: str = "", nodata: float = -9999.0,
+              categorical: bool = False) -> Path:
+    """A Cloud-Optimized GeoTIFF from a (band, latitude, longitude) array on the domain grid.
+
+    Written as a tiled GTiff first and then copied with GDAL's COG driver (writing COG directly from dask
+    produced empty overviews in the past). Nearest-neighbour resampling keeps flags and NaN edges crisp.
+    """
+    import tempfile
+
+    import numpy as np
+    import rasterio
+    import rasterio.shutil
+    import rioxarray  # noqa: F401
+    from rasterio.enums import Resampling
+
+    if "band" not in da.dims:
+        da = da.expand_dims(band=1)
+    da = da.transpose("band", "latitude", "longitude").rename(latitude="y", longitude="x")
+    dtype = "int16" if categorical else "float32"
+    src = da.astype("float32").rio.write_crs("EPSG:4326").rio.write_nodata(np.nan)
+    if crs == 3338:
+        transform, shape = albers_grid(domain, resolution_m)
+        out = src.rio.reproject("EPSG:3338", transform=transform, shape=shape, resampling=Resampling.nearest, nodata=np.nan)
+    else:
+        out = src
+    values = np.where(np.isnan(out.values), nodata, out.values).astype(dtype)
+    profile = {"driver": "GTiff", "height": values.shape[1], "width": values.shape[2], "count": values.shape[0],
+               "dtype": dtype, "crs": out.rio.crs, "transform": out.rio.transform(), "nodata": nodata,
+               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+               "predictor": 2 if categorical else 3}
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".cog-") as tmpdir:
+        tiled = Path(tmpdir) / "tiled.tif"
+        with rasterio.open(tiled, "w", **profile) as dst:
+            dst.write(values)
+            for i in range(values.shape[0]):
+                if band_descriptions:
+                    dst.set_band_description(i + 1, band_descriptions[i])
+                dst.update_tags(i + 1, units=units)
+            dst.update_tags(units=units)
+        with atomic_path(final, suffix=".tif") as tmp:
+            rasterio.shutil.copy(tiled, tmp, driver="COG", compress="DEFLATE",
+                                 predictor="2" if categorical else "3", overview_resampling="nearest", blocksize=256)
+    return final

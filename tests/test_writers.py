@@ -1,0 +1,62 @@
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import xarray as xr
+from rio_cogeo.cogeo import cog_validate
+
+from geothaw.domain import Domain
+from geothaw.io.writers import albers_grid, write_cog, write_products_netcdf
+from geothaw.products import yearly_products
+
+
+@pytest.fixture(scope="module")
+def small_products():
+    d = Domain(lat_min=60.0, lat_max=66.0, lon_min=175.0, lon_max=215.0).coarsen(5)
+    rng = np.random.default_rng(1)
+    n_years = 3
+    data = rng.normal(-1, 3, size=(n_years * 12, 4) + d.shape).astype("float32")
+    data[..., ~d.land_mask().values] = np.nan
+    da = xr.DataArray(data, dims=("time", "depth", "latitude", "longitude"),
+                      coords={"time": pd.date_range("2030-01-01", periods=n_years * 12, freq="MS"), **d.coords()})
+    return d, yearly_products(da)
+
+
+def test_cog_is_valid_and_described(tmp_path, small_products):
+    d, p = small_products
+    magt = p["magt"].isel(depth=0).rename(year="band")
+    path = write_cog(magt, tmp_path / "magt.tif", domain=d, band_descriptions=[str(y) for y in p.year.values],
+                     units="degC", resolution_m=20000)
+    valid, errors, _ = cog_validate(str(path))
+    assert valid, errors
+    with rasterio.open(path) as src:
+        assert src.crs.to_epsg() == 3338
+        assert src.nodata == -9999.0 and src.count == 3
+        assert src.descriptions == ("2030", "2031", "2032")
+        assert src.tags(1)["units"] == "degC"
+        arr = src.read(1, masked=True)
+        assert arr.count() > 0 and arr.mask.any()  # sea stays nodata
+        # values survive reprojection (nearest neighbour: no new values are invented)
+        assert np.isin(np.round(arr.compressed(), 4), np.round(magt.isel(band=0).values, 4)).all()
+    assert [f.name for f in tmp_path.iterdir()] == ["magt.tif"]  # no temp files left behind
+
+
+def test_albers_grid_spans_the_antimeridian():
+    transform, (h, w) = albers_grid(Domain(), 5000)
+    assert transform.a == 5000 and transform.c % 5000 == 0
+    x_west = transform.c
+    assert x_west < -2.2e6  # Attu, west of 180°, is inside the raster
+
+
+def test_products_netcdf_is_cf_and_georeferenced(tmp_path, small_products):
+    _, p = small_products
+    path = write_products_netcdf(p, tmp_path / "rcp85.nc", scenario="rcp85", provenance={"model": "gru", "config_hash": "abc"})
+    with xr.open_dataset(path) as ds:
+        assert ds.attrs["Conventions"] == "CF-1.8" and ds.attrs["model"] == "gru"
+        assert ds["magt"].dims == ("year", "depth", "latitude", "longitude")
+        assert ds["magt"].attrs["standard_name"] == "soil_temperature"
+        assert ds["magt"].attrs["grid_mapping"] == "spatial_ref"
+        assert ds["depth"].attrs["positive"] == "down" and ds["depth_bnds"].shape == (4, 2)
+        assert float(ds["depth_bnds"][3, 1]) == pytest.approx(2.89)
+    with rasterio.open(f"netcdf:{path}:magt") as src:
+        assert src.crs.to_epsg() == 4326
