@@ -49,3 +49,98 @@ def plot_domain(domain: Domain, path: str | Path) -> Path:
     ax.set_title(f"geothaw domain: {int(land.sum()):,} land cells at {domain.resolution}° (ERA5-Land grid)")
     add_source_line(ax)
     return save_figure(fig, path)
+
+
+# ---- product maps --------------------------------------------------------------------------------------------
+DEPTH_LABELS = ("0–7 cm", "7–28 cm", "28–100 cm", "100–289 cm")
+SCENARIO_LABELS = {"rcp45": "RCP4.5", "rcp85": "RCP8.5", "rcp26": "RCP2.6", "rcp60": "RCP6.0", "historical": "historical"}
+
+
+def _mesh(ax, da, **kwargs):
+    import cartopy.crs as ccrs
+
+    return ax.pcolormesh(da["longitude"].values, da["latitude"].values, da.values, transform=ccrs.PlateCarree(),
+                         shading="nearest", zorder=1, rasterized=True, **kwargs)
+
+
+def plot_exceedance(era_magt, path: str | Path, *, title: str, source: str = "") -> Path:
+    """Map of where the era-mean MAGT exceeds 0 °C (red) vs stays frozen (blue) at one depth."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    fig, ax = new_alaska_map()
+    add_basemap(ax)
+    state = xr_where_state(era_magt)
+    _mesh(ax, state, cmap=ListedColormap(["#4a7fb5", "#d7301f"]), vmin=-0.5, vmax=1.5)
+    ax.legend(handles=[Patch(color="#d7301f", label="MAGT > 0 °C"), Patch(color="#4a7fb5", label="MAGT ≤ 0 °C")],
+              loc="lower left", fontsize=8, framealpha=0.9)
+    ax.set_title(title, fontsize=11)
+    add_source_line(ax, source)
+    return save_figure(fig, path)
+
+
+def xr_where_state(magt):
+    """1 where MAGT > 0, 0 where ≤ 0, NaN where no data."""
+    return (magt > 0).astype("float32").where(magt.notnull())
+
+
+def plot_magt(magt, path: str | Path, *, title: str, source: str = "", vmax: float = 8.0) -> Path:
+    """MAGT map with a diverging colormap centred on 0 °C."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    fig, ax = new_alaska_map()
+    add_basemap(ax)
+    mesh = _mesh(ax, magt, cmap="RdBu_r", norm=TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax))
+    cbar = fig.colorbar(mesh, ax=ax, shrink=0.75, extend="both")
+    cbar.set_label("mean annual ground temperature (°C)")
+    ax.set_title(title, fontsize=11)
+    add_source_line(ax, source)
+    return save_figure(fig, path)
+
+
+def plot_first_exceedance(first_year, path: str | Path, *, title: str, source: str = "") -> Path:
+    """Map of the first year after which the 10-year running MAGT stays above 0 °C (grey: never / already)."""
+    import numpy as np
+
+    fig, ax = new_alaska_map()
+    add_basemap(ax)
+    valid = first_year.notnull()
+    years = first_year.values[np.isfinite(first_year.values)]
+    vmin, vmax = (float(years.min()), float(years.max())) if years.size else (2000.0, 2100.0)
+    mesh = _mesh(ax, first_year, cmap="plasma_r", vmin=vmin, vmax=max(vmax, vmin + 1))
+    cbar = fig.colorbar(mesh, ax=ax, shrink=0.75)
+    cbar.set_label("first year with lasting MAGT > 0 °C (10-yr running mean)")
+    ax.set_title(title + f"  ({int(valid.sum()):,} cells cross 0 °C)", fontsize=11)
+    add_source_line(ax, " · ".join(filter(None, [source, "uncoloured land: no lasting exceedance"])))
+    return save_figure(fig, path)
+
+
+def plot_overview(eras_by_scenario: dict, path: str | Path, *, depth_index: int = 2, source: str = "") -> Path:
+    """Multi-panel overview: rows = scenarios, columns = eras; cells above 0 °C at one depth."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from .basemap import ALASKA_EXTENT_3338, alaska_albers
+
+    scenarios = list(eras_by_scenario)
+    eras = list(next(iter(eras_by_scenario.values()))["era"].values)
+    crs = alaska_albers()
+    fig, axes = plt.subplots(len(scenarios), len(eras), figsize=(3.3 * len(eras), 2.25 * len(scenarios) + 0.9),
+                             subplot_kw={"projection": crs}, squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.86, bottom=0.1, wspace=0.04, hspace=0.3)
+    cmap = ListedColormap(["#4a7fb5", "#d7301f"])
+    for i, scen in enumerate(scenarios):
+        for j, era in enumerate(eras):
+            ax = axes[i, j]
+            ax.set_extent(ALASKA_EXTENT_3338, crs=crs)
+            add_basemap(ax, linewidth=0.3)
+            magt = eras_by_scenario[scen]["magt"].sel(era=era).isel(depth=depth_index)
+            _mesh(ax, xr_where_state(magt), cmap=cmap, vmin=-0.5, vmax=1.5)
+            frac = float((magt > 0).sum() / max(int(magt.notnull().sum()), 1))
+            ax.set_title(f"{SCENARIO_LABELS.get(scen, scen)} · {era}\n{100 * frac:.0f}% of land > 0 °C", fontsize=8)
+    fig.suptitle(f"Ground projected above 0 °C (era-mean MAGT, {DEPTH_LABELS[depth_index]})", fontsize=12, y=0.98)
+    fig.legend(handles=[Patch(color="#d7301f", label="MAGT > 0 °C"), Patch(color="#4a7fb5", label="MAGT ≤ 0 °C")],
+               loc="lower center", ncol=2, fontsize=9)
+    fig.text(0.01, 0.005, SOURCE_LINE + " · projection EPSG:3338" + (f" · {source}" if source else ""), fontsize=6, color="0.4")
+    return save_figure(fig, path)
