@@ -60,3 +60,21 @@ def test_products_netcdf_is_cf_and_georeferenced(tmp_path, small_products):
         assert float(ds["depth_bnds"][3, 1]) == pytest.approx(2.89)
     with rasterio.open(f"netcdf:{path}:magt") as src:
         assert src.crs.to_epsg() == 4326
+
+
+def test_exceedance_geopackage(tmp_path, small_products):
+    import geopandas as gpd
+
+    from geothaw.io.writers import exceedance_polygons, write_exceedance_gpkg
+
+    d, p = small_products
+    eras = p[["magt"]].mean("year").expand_dims(era=["2071-2100"])
+    gdf = exceedance_polygons(eras, domain=d, scenario="rcp85", resolution_m=20000)
+    assert len(gdf) > 0 and gdf.crs.to_epsg() == 3338
+    assert set(gdf["depth_m"]) <= {0.035, 0.175, 0.64, 1.945}
+    # polygon areas add up to the count of exceeding 20-km pixels
+    assert np.allclose(gdf["area_km2"] / 400, np.round(gdf["area_km2"] / 400))
+    path = write_exceedance_gpkg(gdf, tmp_path / "exc.gpkg")
+    back = gpd.read_file(path, layer="exceedance")
+    assert len(back) == len(gdf) and back.crs.to_epsg() == 3338
+    assert back["area_km2"].sum() == pytest.approx(gdf["area_km2"].sum())

@@ -135,3 +135,41 @@ def write_cog(da: xr.DataArray, path: str | Path, *, domain: Domain, crs: int = 
             rasterio.shutil.copy(tiled, tmp, driver="COG", compress="DEFLATE",
                                  predictor="2" if categorical else "3", overview_resampling="nearest", blocksize=256)
     return final
+
+
+def exceedance_polygons(eras: xr.Dataset, *, domain: Domain, scenario: str, resolution_m: float = 5000.0):
+    """Polygons (EPSG:3338) of connected areas whose era-mean MAGT exceeds 0 °C, per era × depth, with areas."""
+    import geopandas as gpd
+    import numpy as np
+    import rioxarray  # noqa: F401
+    from rasterio.enums import Resampling
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    transform, shape_ = albers_grid(domain, resolution_m)
+    rows = []
+    for era in eras["era"].values:
+        for i, depth in enumerate(eras["depth"].values):
+            magt = eras["magt"].sel(era=era).isel(depth=i)
+            above = (magt > 0).astype("float32").where(magt.notnull())
+            src = above.rename(latitude="y", longitude="x").rio.write_crs("EPSG:4326").rio.write_nodata(np.nan)
+            grid = src.rio.reproject("EPSG:3338", transform=transform, shape=shape_, resampling=Resampling.nearest,
+                                     nodata=np.nan).values
+            mask = grid == 1
+            if not mask.any():
+                continue
+            for geom, _ in shapes(mask.astype("uint8"), mask=mask, transform=transform):
+                poly = shape(geom)
+                rows.append({"scenario": scenario, "era": str(era), "depth_m": float(depth),
+                             "area_km2": poly.area / 1e6, "geometry": poly})
+    gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:3338") if rows else \
+        gpd.GeoDataFrame({"scenario": [], "era": [], "depth_m": [], "area_km2": []}, geometry=[], crs="EPSG:3338")
+    return gdf
+
+
+def write_exceedance_gpkg(gdf, path: str | Path, layer: str = "exceedance") -> Path:
+    """Write exceedance polygons to a GeoPackage atomically."""
+    with atomic_path(path, suffix=".gpkg") as tmp:
+        tmp.unlink()  # GDAL refuses to create a GeoPackage over an existing empty file
+        gdf.to_file(tmp, layer=layer, driver="GPKG")
+    return Path(path)
