@@ -221,3 +221,30 @@ def validate_config(data: dict) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_error(err)) from None
+
+
+def config_reference() -> str:
+    """Markdown reference of every config key, generated from the schema (docs/config.md is this text)."""
+    lines = ["# geothaw configuration reference", "",
+             "Generated from `geothaw.config` by `python -m geothaw.config > docs/config.md`; a test keeps it in sync.",
+             "Defaults are those of `geothaw/configs/alaska.yaml`.", ""]
+    defaults = load_config().model_dump(mode="json")
+
+    def walk(model: type[BaseModel], prefix: str, values: dict) -> None:
+        rows = []
+        for name, f in model.model_fields.items():
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name}.", values[name])
+                continue
+            rows.append(f"| `{prefix}{name}` | `{json.dumps(values[name])}` | {f.description or ''} |")
+        if rows:
+            lines.extend([f"## `{prefix.rstrip('.') or 'top level'}`", "", "| key | default | meaning |",
+                          "| --- | --- | --- |", *rows, ""])
+
+    walk(RunConfig, "", defaults)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(config_reference())
