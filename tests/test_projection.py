@@ -1,0 +1,61 @@
+"""Projection: dask over spatial chunks gives exactly what one direct prediction gives; distributed works too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_features import make_toy_dataset, tiny_config
+
+from geothaw.features import make_inputs, predictions_to_dataset
+from geothaw.products import yearly_products
+from geothaw.projection import dask_scheduler, project_products
+from geothaw.training import load_checkpoint, predict, train_model
+
+YEARS = np.arange(1983, 1998)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    toy = make_toy_dataset()
+    run = tmp_path_factory.mktemp("run")
+    res = train_model(tiny_config(epochs=1), toy, "gru", run)
+    return toy, res.checkpoint
+
+
+def _direct(toy, checkpoint):
+    lm = load_checkpoint(checkpoint)
+    inputs = make_inputs(toy, YEARS, lm.features)
+    pred = predictions_to_dataset(predict(lm.model, lm.features, inputs), inputs, toy, YEARS)
+    import xarray as xr
+
+    soil = xr.concat([pred[f"stl{i}"] for i in range(1, 5)], dim="depth").transpose("time", "depth", ...)
+    return yearly_products(soil)
+
+
+def test_chunked_projection_equals_direct_prediction(trained):
+    toy, ckpt = trained
+    forcing = toy.drop_vars(["stl1", "stl2", "stl3", "stl4"])
+    lazy = project_products(forcing, ckpt, years=YEARS, scenario="historical", chunk_cells=3, batch_size=64)
+    assert lazy["magt"].chunks is not None  # nothing computed yet
+    with dask_scheduler(None, workers=2):
+        out = lazy.compute()
+    ref = _direct(toy, ckpt)
+    for v in ("magt", "tmin", "tmax", "alt", "first_exceedance_year"):
+        np.testing.assert_allclose(out[v].values, ref[v].values, rtol=1e-5, atol=1e-5, equal_nan=True)
+    assert np.isnan(out["magt"].values[:, :, 0, 0]).all()  # the sea cell stays empty
+    assert np.isfinite(out["magt"].values[:, :, 1:, 1:]).all()
+
+
+@pytest.mark.slow
+def test_projection_on_a_local_process_cluster(trained):
+    from distributed import LocalCluster
+
+    toy, ckpt = trained
+    forcing = toy.drop_vars(["stl1", "stl2", "stl3", "stl4"])
+    lazy = project_products(forcing, ckpt, years=YEARS, scenario="historical", chunk_cells=4)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with dask_scheduler(cluster.scheduler_address) as client:
+            assert client is not None
+            out = lazy.compute()
+    ref = _direct(toy, ckpt)
+    np.testing.assert_allclose(out["magt"].values, ref["magt"].values, rtol=1e-5, atol=1e-5, equal_nan=True)
