@@ -336,10 +336,12 @@ def prepare(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def predictions_to_dataset(y_hat: np.ndarray, inputs: dict[str, np.ndarray], chunk_ds: xr.Dataset) -> xr.Dataset:
+def predictions_to_dataset(y_hat: np.ndarray, inputs: dict[str, np.ndarray], chunk_ds: xr.Dataset,
+                           years=None) -> xr.Dataset:
     """Inverse of :func:`make_inputs`: map ``y_hat`` [N, 12, 4] (°C) back to ``stl1..stl4`` on
-    (time, latitude, longitude) for the sample years; cells without a sample stay NaN."""
-    years = np.unique(inputs["year"])
+    (time, latitude, longitude) for ``years`` (default: the sample years present); cells without a sample
+    (sea, missing input) stay NaN."""
+    years = np.unique(inputs["year"]) if years is None else np.asarray(list(years), dtype="int64")
     ny, nx = chunk_ds.sizes["latitude"], chunk_ds.sizes["longitude"]
     cube = np.full((years.size * 12, ny, nx, 4), np.nan, dtype="float32")
     yi = np.searchsorted(years, inputs["year"])

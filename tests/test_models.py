@@ -1,0 +1,97 @@
+"""Model registry and the shared contract: names, shapes, shared layers, causal TCN, closed-form baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geothaw.errors import ConfigError
+from geothaw.models import available_models, build_model, get_model_class, register
+from geothaw.models.base import BaseModel, InputLayer, ModelSpec, OutputHead
+
+NEURAL = ["bilstm", "conv1dlstm", "gru", "tcn", "transformer"]
+SPEC = ModelSpec(n_dynamic=7, n_static=13, n_bands=5, hidden_size=16)
+
+
+def _batch(n: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"dynamic": torch.randn(n, 24, 7, generator=g), "static": torch.randn(n, 13, generator=g),
+            "band": torch.randint(0, 5, (n,), generator=g), "coords": torch.rand(n, 2, generator=g) * 10 + 60}
+
+
+def test_registry_lists_every_model():
+    assert available_models("neural") == NEURAL
+    assert available_models("baseline") == ["climatology", "linear"]
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ConfigError, match="unknown model 'lstm'.*bilstm.*climatology.*gru.*transformer"):
+        build_model("lstm", SPEC)
+
+
+def test_duplicate_registration_is_an_error():
+    with pytest.raises(ConfigError, match="registered twice"):
+        @register("gru")
+        class Other(BaseModel):  # noqa: F841 - the decorator is what is tested
+            pass
+
+
+@pytest.mark.parametrize("name", NEURAL + ["climatology", "linear"])
+def test_every_model_constructs_and_outputs_b_12_4(name):
+    torch.manual_seed(0)
+    model = build_model(name, SPEC)
+    out = model(_batch())
+    assert set(out) >= {"y_hat"} and out["y_hat"].shape == (6, 12, 4)
+    assert torch.isfinite(out["y_hat"]).all()
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_architectures_share_input_layer_and_head(name):
+    model = build_model(name, SPEC)
+    assert isinstance(model.input_layer, InputLayer) and isinstance(model.head, OutputHead)
+    assert model.module_parts == ("input_layer", "core", "head")
+    # Same shapes for the shared parts, so they could even be transferred between architectures.
+    ref = build_model("gru", SPEC)
+    assert {k: v.shape for k, v in model.input_layer.state_dict().items()} == \
+           {k: v.shape for k, v in ref.input_layer.state_dict().items()}
+    assert get_model_class(name).kind == "neural"
+
+
+def test_tcn_core_is_causal():
+    model = build_model("tcn", SPEC).eval()
+    x = torch.randn(2, 24, SPEC.hidden_size)
+    y0 = model.core(x)
+    x2 = x.clone()
+    x2[:, 20:] += 5.0
+    y1 = model.core(x2)
+    torch.testing.assert_close(y0[:, :20], y1[:, :20])
+    assert not torch.allclose(y0[:, 20:], y1[:, 20:])
+
+
+def test_climatology_is_per_cell_monthly_mean_with_band_fallback():
+    spec = ModelSpec(n_dynamic=7, n_static=13, n_bands=2)
+    coords = np.array([[64.0, 200.0], [64.0, 200.0], [65.5, 201.0]], "float32")
+    target = np.zeros((3, 12, 4), "float32")
+    target[0], target[1], target[2] = 1.0, 3.0, 10.0
+    target[1, 6, 2] = 7.0
+    model = build_model("climatology", spec).fit({"coords": coords, "target": target, "band": np.array([0, 0, 1])})
+    b = {"dynamic": torch.zeros(3, 24, 7), "static": torch.zeros(3, 13), "band": torch.tensor([0, 1, 0]),
+         "coords": torch.tensor([[64.0, 200.0], [65.5, 201.0], [60.0, 190.0]])}
+    y = model(b)["y_hat"]
+    assert y[0, 0, 0] == 2.0 and y[0, 6, 2] == 4.0   # mean of the two samples of that cell
+    assert y[1, 3, 1] == 10.0                       # the other training cell
+    assert y[2, 0, 0] == 2.0 and y[2, 6, 2] == 4.0   # unseen cell → its band's mean (band 0)
+
+
+def test_ridge_recovers_a_linear_map():
+    rng = np.random.default_rng(0)
+    spec = ModelSpec(n_dynamic=3, n_static=2, n_bands=2, window_months=6, ridge_alpha=1e-6)
+    n = 400
+    batch = {"dynamic": rng.normal(size=(n, 6, 3)).astype("float32"), "static": rng.normal(size=(n, 2)).astype("float32"),
+             "band": rng.integers(0, 2, n)}
+    w = rng.normal(size=(6 * 3, 48))
+    batch["target"] = (batch["dynamic"].reshape(n, -1) @ w + 0.5).reshape(n, 12, 4).astype("float32")
+    model = build_model("linear", spec).fit(batch)
+    pred = model({k: torch.as_tensor(v) for k, v in batch.items()})["y_hat"].numpy()
+    np.testing.assert_allclose(pred, batch["target"], atol=1e-3)
