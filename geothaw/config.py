@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 
@@ -79,7 +79,7 @@ class DataConfig(_Strict):
 
 class PeriodConfig(_Strict):
     start_year: int = Field(1950, ge=1950, description="first year of reanalysis forcing")
-    end_year: int = Field(2024, description="last year of reanalysis forcing")
+    end_year: int = Field(2024, description="last year of reanalysis forcing (training data end)")
     projection_end_year: int = Field(2100, le=2300, description="last projected year")
 
     @model_validator(mode="after")
@@ -93,45 +93,62 @@ class PeriodConfig(_Strict):
 
 class FeatureConfig(_Strict):
     window_months: int = Field(24, ge=12, le=120, description="input window length ending each December")
-    scenario_signal: Literal["rcp_forcing", "warming_anomaly"] = Field("warming_anomaly")
+    scenario_signal: Literal["rcp_forcing", "warming_anomaly"] = Field(
+        "warming_anomaly", description="rcp_forcing: yearly RCP radiative forcing; warming_anomaly: running mean of "
+                                       "the cell's own air-temperature anomaly")
     anomaly_years: PosInt = Field(10, description="running-mean length of the warming-anomaly signal")
+    anomaly_baseline: tuple[int, int] = Field((1981, 2010), description="baseline years of the warming anomaly")
+
+    @model_validator(mode="after")
+    def _baseline(self) -> "FeatureConfig":
+        if self.anomaly_baseline[1] < self.anomaly_baseline[0] + 4:
+            raise ValueError("anomaly_baseline must span at least 5 years (start, end)")
+        return self
 
 
 class TrainingConfig(_Strict):
-    models: list[str] = Field(["gru", "tcn", "transformer", "conv1dlstm", "bilstm"], min_length=1)
-    baselines: list[str] = Field(["climatology", "linear"])
-    epochs: PosInt = 30
-    batch_size: PosInt = 1024
-    learning_rate: float = Field(2e-3, gt=0, lt=1)
-    hidden_size: PosInt = 64
-    patience: PosInt = 5
-    max_train_cells: PosInt = Field(4000, description="cells sampled for training (vectorised batches)")
-    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    models: list[str] = Field(["gru", "tcn", "transformer", "conv1dlstm", "bilstm"], min_length=1,
+                              description="sequence architectures to train (registry names)")
+    baselines: list[str] = Field(["climatology", "linear"], description="baselines fitted in closed form")
+    epochs: PosInt = Field(30, description="maximum epochs (early stopping on the validation cells)")
+    batch_size: PosInt = Field(1024, description="training batch size")
+    learning_rate: float = Field(2e-3, gt=0, lt=1, description="Adam learning rate (halved on plateaus)")
+    hidden_size: PosInt = Field(64, description="width of every sequence core")
+    n_layers: PosInt = Field(2, le=6, description="recurrent/convolutional/attention layers")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout between layers")
+    ridge_alpha: float = Field(1.0, gt=0, description="ridge penalty of the linear baseline")
+    patience: PosInt = Field(5, description="epochs without validation improvement before stopping")
+    max_train_cells: PosInt = Field(4000, description="cells sampled for training (bounds memory)")
+    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="fraction of training cells used for validation")
+    num_threads: PosInt = Field(1, le=64, description="torch threads (1 is fastest for small batches on few cores)")
 
 
 class EvaluationConfig(_Strict):
-    holdout_years: PosInt = 10
+    holdout_years: PosInt = Field(10, description="last years never trained on (time hold-out)")
     block_size_deg: float = Field(2.0, gt=0, description="spatial hold-out block edge, degrees")
-    holdout_block_fraction: float = Field(0.2, gt=0, lt=0.5)
+    holdout_block_fraction: float = Field(0.2, gt=0, lt=0.5, description="fraction of blocks never trained on")
+    max_eval_cells: PosInt = Field(4000, description="cells scored per hold-out (bounds memory)")
+    attribution_repeats: PosInt = Field(3, description="permutations per feature for importance")
 
 
 class ProjectionConfig(_Strict):
-    scenarios: list[ScenarioName] = Field(["rcp45", "rcp85"], min_length=1)
-    batch_size: int = Field(2048, ge=64, le=65536)
-    chunk_cells: PosInt = Field(64, description="spatial chunk edge in cells")
+    scenarios: list[ScenarioName] = Field(["rcp45", "rcp85"], min_length=1, description="RCPs to project")
+    batch_size: int = Field(2048, ge=64, le=65536, description="inference batch size")
+    chunk_cells: PosInt = Field(64, description="spatial chunk edge in cells (dask)")
     scheduler: str | None = Field(None, description="dask.distributed scheduler address; None = local threads")
-    ensemble: bool = False
+    workers: PosInt = Field(2, description="local dask worker threads (one torch thread each)")
+    ensemble: bool = Field(False, description="also write the multi-GCM ensemble mean and spread")
 
 
 class OutputConfig(_Strict):
-    runs_dir: Path = Path("runs")
-    crs: Literal[3338, 4326] = 3338
+    runs_dir: Path = Field(Path("runs"), description="parent folder of run directories")
+    crs: Literal[3338, 4326] = Field(3338, description="EPSG code of the GeoTIFFs")
     resolution_m: float = Field(5000.0, gt=0, description="pixel size of EPSG:3338 rasters")
 
 
 class RunConfig(_Strict):
-    name: str = Field("alaska", pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 42
+    name: str = Field("alaska", pattern=r"^[A-Za-z0-9_.-]+$", description="run name (folder under runs_dir)")
+    seed: int = Field(42, description="seed for the synthetic world, splits and training")
     domain: DomainConfig = DomainConfig()
     data: DataConfig = DataConfig()
     period: PeriodConfig = PeriodConfig()
@@ -140,11 +157,6 @@ class RunConfig(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     projection: ProjectionConfig = ProjectionConfig()
     output: OutputConfig = OutputConfig()
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return v
 
     def hash(self, *sections: str) -> str:
         """Stable short hash of the whole config or of some sections (stage caching keys)."""

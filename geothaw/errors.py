@@ -17,3 +17,7 @@ class InputDataError(GeothawError, ValueError):
 
 class StageNotBuiltError(GeothawError):
     """A pipeline stage that this version of geothaw does not implement yet."""
+
+
+class CheckpointError(GeothawError):
+    """A checkpoint is missing, corrupt, or not a plain ``state_dict`` (e.g. a pickled object)."""

@@ -136,9 +136,9 @@ def exceedance_table(y: np.ndarray, y_hat: np.ndarray, *, model: str, holdout: s
 
 # ---- evaluating a run ------------------------------------------------------------------------------
 def evaluation_sets(cfg, ds: xr.Dataset, split: Split, spec: FeatureSpec) -> dict[str, dict[str, np.ndarray]]:
-    """Raw (un-normalised) ``time`` and ``space`` hold-out samples, cells capped at ``max_train_cells``."""
+    """Raw (un-normalised) ``time`` and ``space`` hold-out samples, cells capped at ``max_eval_cells``."""
     rng = np.random.default_rng(cfg.seed + 1)
-    cap = cfg.training.max_train_cells
+    cap = cfg.evaluation.max_eval_cells
 
     def capped(cells: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if cells[0].size <= cap:

@@ -94,6 +94,7 @@ class FeatureSpec:
         return cls(
             window_months=features_cfg.window_months, scenario_signal=features_cfg.scenario_signal,
             anomaly_years=features_cfg.anomaly_years, band_edges=tuple(float(b) for b in band_edges),
+            anomaly_baseline=tuple(int(y) for y in features_cfg.anomaly_baseline),
             static=tuple(static), soil_var=soil_var, static_years=static_years,
         )
 

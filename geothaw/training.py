@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader, TensorDataset
 
-from .errors import GeothawError, InputDataError
+from .errors import CheckpointError, InputDataError
 from .features import TARGETS, FeatureSpec, make_inputs, prepare
 from .io.atomic import atomic_path, write_text_atomic
 from .models import build_model, get_model_class
@@ -33,10 +33,6 @@ from .versions import collect_versions
 
 CHECKPOINT_DIR = "checkpoints"
 BATCH_KEYS = ("dynamic", "static", "band", "coords")
-
-
-class CheckpointError(GeothawError):
-    """A checkpoint is missing, corrupt, or not a plain ``state_dict`` (e.g. a pickled object)."""
 
 
 @dataclass
@@ -199,7 +195,7 @@ def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str |
     data = prepared if prepared is not None else prepare_training_data(cfg, dataset)
     mspec = ModelSpec.from_config(cfg, data.spec)
     t0 = time.perf_counter()
-    with torch_runtime(cfg.seed) as gen:
+    with torch_runtime(cfg.seed, cfg.training.num_threads) as gen:
         model = cls(mspec)
         if cls.kind == "baseline":
             model.fit(data.train)

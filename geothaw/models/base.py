@@ -33,7 +33,8 @@ class ModelSpec:
     @classmethod
     def from_config(cls, cfg, feature_spec) -> "ModelSpec":
         return cls(n_dynamic=feature_spec.n_dynamic, n_static=feature_spec.n_static, n_bands=feature_spec.n_bands,
-                   window_months=feature_spec.window_months, hidden_size=cfg.training.hidden_size)
+                   window_months=feature_spec.window_months, hidden_size=cfg.training.hidden_size,
+                   n_layers=cfg.training.n_layers, dropout=cfg.training.dropout, ridge_alpha=cfg.training.ridge_alpha)
 
     def to_dict(self) -> dict:
         return asdict(self)
