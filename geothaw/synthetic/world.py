@@ -1,0 +1,368 @@
+"""Orchestration: build the whole synthetic world on disk, block by block, resumably.
+
+Flow: statics → for each block of grid rows (all its land cells, all months): forcing for every scenario
+(true climate, shared weather), snow, soil physics (spin-up → 1950–2005 trunk → one branch per scenario)
+→ region writes into zarr stores → per-year ERA5-Land files streamed from the record store → GCM files
+→ ``world.json`` marker. Memory is bounded by the block size, never by the domain × period cube.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..domain import Domain
+from ..errors import ConfigError
+from ..io.atomic import atomic_path, write_text_atomic
+from ..snow import snowpack
+from . import climate as C
+from .era5_format import ERA5_FIELDS, era5_filename, write_era5_year, write_invariants
+from .fields import albers_km
+from .gcm import build_gcm, cmip5_filename, gcm_spec
+from .soil_classes import peat_properties
+
+Progress = Callable[[str, int, int], None]
+
+BLOCK_CELLS = 4096        # land cells per block (≈ 0.5–1 GB peak at 1950–2100)
+BASE_SCENARIOS = ("rcp45", "rcp85")
+RECORD_SCENARIO = "rcp45"  # the "observed" record continues along RCP4.5 after 2005
+LAYER_VARS = ("stl1", "stl2", "stl3", "stl4")
+WATER_VARS = ("swvl1", "swvl2", "swvl3", "swvl4")
+RECORD_VARS = (*ERA5_FIELDS, "thaw_depth")
+SCENARIO_VARS = ("t2m", "tp", "sd", "sde", "rsn", *LAYER_VARS, "thaw_depth")
+CANONICAL_ATTRS = {
+    "t2m": ("degC", "2 metre air temperature"), "tp": ("mm month-1", "total precipitation"),
+    "sd": ("m", "snow depth water equivalent"), "sde": ("m", "snow depth"), "rsn": ("kg m-3", "snow density"),
+    **{f"stl{i}": ("degC", f"soil temperature layer {i} ({a:g}-{b:g} m)") for i, (a, b) in
+       enumerate(((0, 0.07), (0.07, 0.28), (0.28, 1.0), (1.0, 2.89)), 1)},
+    **{f"swvl{i}": ("m3 m-3", f"volumetric liquid soil water layer {i}") for i in range(1, 5)},
+    "thaw_depth": ("m", "monthly maximum depth of the 0 degC isotherm (0 = frozen to the surface or none)"),
+}
+
+
+@dataclass
+class WorldPaths:
+    """Where everything of one synthetic world lives (all derived from the config and ``root``)."""
+
+    root: Path
+    era5land: list[Path]
+    invariants: Path
+    statics: Path
+    record: Path
+    truth: dict[str, Path]
+    cmip5: dict[str, dict[str, list[Path]]]
+    marker: Path
+    blocks: Path = field(repr=False, default=Path())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return json.loads(json.dumps(d, default=str))
+
+
+def _scenarios(cfg) -> list[str]:
+    return sorted(set(BASE_SCENARIOS) | set(cfg.projection.scenarios))
+
+
+def world_domain(cfg) -> Domain:
+    return Domain.from_config(cfg.domain).coarsen(cfg.data.synthetic.coarsen)
+
+
+def world_paths(cfg, out_dir: str | Path) -> WorldPaths:
+    root = Path(out_dir)
+    p = cfg.period
+    scen = _scenarios(cfg)
+    cmip5: dict[str, dict[str, list[Path]]] = {}
+    for g in cfg.data.synthetic.gcms:
+        exps = {"historical": (p.start_year, C.HIST_END), **{s: (C.HIST_END + 1, p.projection_end_year) for s in scen}}
+        cmip5[g] = {e: [root / "cmip5" / g / cmip5_filename(v, g, e, y0, y1) for v in ("tas", "pr", "snw")]
+                    for e, (y0, y1) in exps.items()}
+    return WorldPaths(
+        root=root,
+        era5land=[root / "era5land" / era5_filename(y) for y in range(p.start_year, p.end_year + 1)],
+        invariants=root / "era5land" / "era5land_invariants.nc",
+        statics=root / "statics.nc",
+        record=root / "truth" / "record.zarr",
+        truth={s: root / "truth" / f"{s}.zarr" for s in scen},
+        cmip5=cmip5,
+        marker=root / "world.json",
+        blocks=root / ".blocks",
+    )
+
+
+def world_hash(cfg) -> str:
+    """Hash of everything that changes the world's contents."""
+    d = cfg.model_dump(mode="json")
+    key = {"seed": d["seed"], "domain": d["domain"], "period": d["period"], "synthetic": d["data"]["synthetic"],
+           "scenarios": _scenarios(cfg), "version": 1}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---- stores -----------------------------------------------------------------------------------------
+def _create_store(path: Path, names: tuple[str, ...], axis: C.MonthAxis, domain: Domain, rows: int) -> None:
+    import dask.array as da
+    from zarr.codecs import BloscCodec
+
+    ny, nx = domain.shape
+    chunks = (12, rows, nx)
+    data = {v: (("time", "latitude", "longitude"), da.full((axis.n, ny, nx), np.nan, dtype="float32", chunks=chunks),
+                {"units": CANONICAL_ATTRS[v][0], "long_name": CANONICAL_ATTRS[v][1]}) for v in names}
+    ds = xr.Dataset(data, coords={"time": ("time", axis.times()), **domain.coords()})
+    ds.attrs = {"title": "geothaw synthetic Alaska (canonical schema: degC, mm month-1)", "Conventions": "CF-1.8"}
+    enc = {v: {"chunks": chunks, "compressors": (BloscCodec(cname="zstd", clevel=1, shuffle="shuffle"),)} for v in names}
+    enc["time"] = {"units": "days since 1950-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
+    ds.to_zarr(path, mode="w", compute=False, encoding=enc, consolidated=False)
+
+
+def _write_region(path: Path, arrays: dict[str, np.ndarray], r0: int) -> None:
+    import zarr
+
+    g = zarr.open_group(str(path), mode="r+")
+    for name, a in arrays.items():
+        g[name][:, r0:r0 + a.shape[1], :] = a
+
+
+# ---- one block --------------------------------------------------------------------------------------
+@dataclass
+class _Context:
+    domain: Domain
+    statics: dict[str, np.ndarray]
+    seed: int
+    spinup_years: int
+    dt_days: float
+    scenarios: list[str]
+    full: C.MonthAxis          # start_year … projection_end_year
+    record: C.MonthAxis
+    trunk: C.MonthAxis         # start_year … 2005
+    future: C.MonthAxis        # 2006 … projection_end_year
+    warming: dict[str, np.ndarray]
+    t_series: np.ndarray
+    p_series: np.ndarray
+
+
+def _props(st: dict[str, np.ndarray]):
+    from ..physics import SoilProperties
+
+    return SoilProperties(
+        k_thawed=st["k_thawed"], k_frozen=st["k_frozen"], c_thawed=st["c_thawed"], c_frozen=st["c_frozen"],
+        water_content=st["water_content"], unfrozen_a=st["unfrozen_a"], unfrozen_b=st["unfrozen_b"],
+        organic_thickness=st["organic_thickness"], geothermal_flux=st["geothermal_flux"],
+        n_factor_thaw=st["n_factor_thaw"], bedrock_depth=st["bedrock_depth"], **peat_properties(),
+    )
+
+
+def _spinup_state(ctx: _Context, params, t_modes, p_modes, props, st) -> np.ndarray | None:
+    """Equilibrate the columns to the start year's mean climate (no weather), then return the node state.
+
+    Two stages: a short run gives layer-4 temperature; the deep nodes are reset to it plus the geothermal
+    gradient (so 25 m need not diffuse in for centuries), then the remaining years settle everything.
+    """
+    from ..physics import solve_columns
+
+    if ctx.spinup_years <= 0:
+        return None
+    year = C.MonthAxis(ctx.full.start_year, ctx.full.start_year)
+    zeros_t, zeros_p = np.zeros_like(ctx.t_series), np.zeros_like(ctx.p_series)
+    t12, p12 = C.generate_forcing(params, year, ctx.warming[RECORD_SCENARIO][:12], t_modes, p_modes, zeros_t, zeros_p)
+    days = np.tile(year.days, 3)
+    _, depth, rho = snowpack(np.tile(t12, 3), np.tile(p12, 3), days)
+    d12, r12 = depth[:, -12:], rho[:, -12:]
+    n1 = max(1, ctx.spinup_years // 3)
+    res = solve_columns(t12, d12, r12, props, dt_days=ctx.dt_days, spinup_years=n1 - 1, month_lengths=year.days)
+    state = res.state.copy()
+    t4 = res.layer_temperature[:, :, 3].mean(axis=1).astype("float64")
+    deep = res.node_depths > 2.89
+    k = np.where(t4 < 0.0, st["k_frozen"], st["k_thawed"])
+    state[:, deep] = t4[:, None] + (st["geothermal_flux"] / k)[:, None] * (res.node_depths[deep] - 1.945)[None, :]
+    n2 = ctx.spinup_years - n1
+    if n2 > 0:
+        res = solve_columns(np.tile(t12, n2), np.tile(d12, n2), np.tile(r12, n2), props, dt_days=ctx.dt_days,
+                            initial_state=state, month_lengths=np.tile(year.days, n2))
+        state = res.state
+    return state
+
+
+def simulate_cells(ctx: _Context, ii: np.ndarray, jj: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Forcing, snow and soil physics for land cells (ii, jj): {"record"|scenario: {var: (n, n_months)}}."""
+    from ..physics import solve_columns
+
+    st = {k: v[ii, jj] for k, v in ctx.statics.items()}
+    lat, lon = ctx.domain.latitude[ii], ctx.domain.longitude[jj]
+    params = C.climate_parameters(lat, lon, st["elevation"], st["m_open"], st["m_ice"])
+    x, y = albers_km(lon, lat)
+    t_modes, p_modes = C.variability_patterns(x, y, ctx.seed)
+    props = _props(st)
+    state0 = _spinup_state(ctx, params, t_modes, p_modes, props, st)
+    n_trunk = ctx.trunk.n
+    out: dict[str, dict[str, np.ndarray]] = {}
+    trunk_res = None
+    for scen in [RECORD_SCENARIO] + [s for s in ctx.scenarios if s != RECORD_SCENARIO]:
+        t, p = C.generate_forcing(params, ctx.full, ctx.warming[scen], t_modes, p_modes, ctx.t_series, ctx.p_series)
+        swe, depth, rho = snowpack(t, p, ctx.full.days)
+        if trunk_res is None:  # the shared 1950–2005 trunk, solved once
+            trunk_res = solve_columns(t[:, :n_trunk], depth[:, :n_trunk], rho[:, :n_trunk], props, dt_days=ctx.dt_days,
+                                      initial_state=state0, spinup_years=0, month_lengths=ctx.trunk.days)
+        fut = solve_columns(t[:, n_trunk:], depth[:, n_trunk:], rho[:, n_trunk:], props, dt_days=ctx.dt_days,
+                            initial_state=trunk_res.state, month_lengths=ctx.future.days)
+        fields = {"t2m": t, "tp": p, "sd": swe, "sde": depth, "rsn": rho}
+        soil = {f"stl{k + 1}": np.concatenate([trunk_res.layer_temperature[:, :, k], fut.layer_temperature[:, :, k]], 1)
+                for k in range(4)}
+        soil["thaw_depth"] = np.concatenate([trunk_res.thaw_depth, fut.thaw_depth], 1)
+        if scen == RECORD_SCENARIO:
+            n_rec = ctx.record.n
+            rec = {k: v[:, :n_rec] for k, v in {**fields, **soil}.items()}
+            for k in range(4):
+                rec[f"swvl{k + 1}"] = np.concatenate([trunk_res.layer_liquid_water[:, :, k],
+                                                      fut.layer_liquid_water[:, :, k]], 1)[:, :n_rec]
+            out["record"] = rec
+        out[scen] = {k: v[:, n_trunk:] for k, v in {**fields, **soil}.items()}
+        del fut
+    return out
+
+
+def make_context(cfg, domain: Domain, statics: xr.Dataset) -> _Context:
+    """Everything ``simulate_cells`` needs that is shared by all blocks (small: statics and 1-D series)."""
+    p, syn = cfg.period, cfg.data.synthetic
+    scenarios = _scenarios(cfg)
+    full = C.MonthAxis(p.start_year, p.projection_end_year)
+    t_series, p_series = C.variability_series(cfg.seed, max(p.projection_end_year, 2100))
+    return _Context(
+        domain=domain,
+        statics={k: statics[k].values.astype("float64") for k in (
+            "elevation", "m_open", "m_ice", "k_thawed", "k_frozen", "c_thawed", "c_frozen", "water_content",
+            "unfrozen_a", "unfrozen_b", "organic_thickness", "geothermal_flux", "n_factor_thaw", "bedrock_depth")},
+        seed=cfg.seed, spinup_years=syn.spinup_years, dt_days=syn.dt_days, scenarios=scenarios, full=full,
+        record=C.MonthAxis(p.start_year, p.end_year), trunk=C.MonthAxis(p.start_year, C.HIST_END),
+        future=C.MonthAxis(C.HIST_END + 1, p.projection_end_year),
+        warming={s: C.global_warming_monthly(s, full) for s in scenarios},
+        t_series=t_series, p_series=p_series,
+    )
+
+
+def _row_blocks(land: np.ndarray, block_cells: int) -> tuple[int, list[tuple[int, int]]]:
+    """Uniform row blocks (rows per block = zarr chunk height) holding ≤ ~``block_cells`` land cells each."""
+    per_row = land.sum(axis=1)
+    rows = max(1, int(block_cells // max(per_row.max(), 1)))
+    ny = land.shape[0]
+    return rows, [(r, min(r + rows, ny)) for r in range(0, ny, rows)]
+
+
+def _scatter(values: np.ndarray, li: np.ndarray, jj: np.ndarray, n_rows: int, nx: int) -> np.ndarray:
+    out = np.full((values.shape[1], n_rows, nx), np.nan, dtype="float32")
+    out[:, li, jj] = values.T
+    return out
+
+
+# ---- the build --------------------------------------------------------------------------------------
+def build_world(cfg, out_dir: str | Path, *, progress: Progress | None = None, block_cells: int = BLOCK_CELLS,
+                overwrite: bool = False) -> dict:
+    """Build (or resume) the synthetic world for ``cfg`` under ``out_dir``; a no-op when already complete.
+
+    Returns a summary dict (paths, sizes, timings). Deterministic for ``cfg.seed``; results do not depend
+    on ``block_cells`` (every cell's weather and physics are independent of how cells are grouped).
+    """
+    from .statics import build_statics
+
+    t_start = time.perf_counter()
+    paths = world_paths(cfg, out_dir)
+    h = world_hash(cfg)
+    report = progress or (lambda stage, done, total: None)
+    if paths.marker.exists() and not overwrite:
+        summary = json.loads(paths.marker.read_text())
+        if summary.get("hash") == h:
+            return summary
+        raise ConfigError(f"{paths.root} holds a synthetic world built from a different config "
+                          f"(hash {summary.get('hash')} ≠ {h}); use another directory or overwrite=True")
+    started = paths.blocks / "config.json"
+    if overwrite or (started.exists() and json.loads(started.read_text()).get("hash") != h) or not started.exists():
+        for p in (paths.root / "era5land", paths.root / "truth", paths.root / "cmip5", paths.blocks):
+            shutil.rmtree(p, ignore_errors=True)
+        for p in (paths.statics, paths.marker):
+            p.unlink(missing_ok=True)
+    p = cfg.period
+    if p.start_year > C.HIST_END:
+        raise ConfigError(f"period.start_year ({p.start_year}) must be ≤ {C.HIST_END}: scenarios branch from the "
+                          "historical run at the end of 2005")
+    syn = cfg.data.synthetic
+    domain = world_domain(cfg)
+    timings: dict[str, float] = {}
+
+    # 1. statics (also the invariants file)
+    t0 = time.perf_counter()
+    report("statics", 0, 1)
+    statics = build_statics(domain, cfg.seed)
+    if not paths.statics.exists():
+        with atomic_path(paths.statics, suffix=".nc") as tmp:
+            statics.to_netcdf(tmp, engine="netcdf4")
+    if not paths.invariants.exists():
+        write_invariants(paths.invariants, statics)
+    report("statics", 1, 1)
+    timings["statics_s"] = time.perf_counter() - t0
+
+    # 2. blocks of land cells → zarr stores
+    t0 = time.perf_counter()
+    scenarios = _scenarios(cfg)
+    ctx = make_context(cfg, domain, statics)
+    land = statics["land"].values.astype(bool)
+    rows, blocks = _row_blocks(land, block_cells)
+    if not started.exists():
+        _create_store(paths.record, RECORD_VARS, ctx.record, domain, rows)
+        for s in scenarios:
+            _create_store(paths.truth[s], SCENARIO_VARS, ctx.future, domain, rows)
+        write_text_atomic(started, json.dumps({"hash": h, "rows_per_block": rows}))
+    nx = domain.shape[1]
+    for b, (r0, r1) in enumerate(blocks):
+        done = paths.blocks / f"block_{b:04d}.done"
+        report("physics blocks", b, len(blocks))
+        if done.exists():
+            continue
+        li, jj = np.nonzero(land[r0:r1])
+        if li.size:
+            res = simulate_cells(ctx, li + r0, jj)
+            _write_region(paths.record, {k: _scatter(v, li, jj, r1 - r0, nx) for k, v in res.pop("record").items()}, r0)
+            for s in scenarios:
+                _write_region(paths.truth[s], {k: _scatter(v, li, jj, r1 - r0, nx) for k, v in res.pop(s).items()}, r0)
+            del res
+        done.touch()
+    report("physics blocks", len(blocks), len(blocks))
+    timings["blocks_s"] = time.perf_counter() - t0
+
+    # 3. ERA5-Land yearly files, streamed from the record store one year at a time
+    t0 = time.perf_counter()
+    rec = xr.open_zarr(paths.record, consolidated=False)
+    for k, (year, path) in enumerate(zip(range(p.start_year, p.end_year + 1), paths.era5land)):
+        report("ERA5-Land files", k, len(paths.era5land))
+        if not path.exists():
+            write_era5_year(path, rec[list(ERA5_FIELDS)].isel(time=slice(12 * k, 12 * k + 12)).load(), domain.longitude)
+    rec.close()
+    report("ERA5-Land files", len(paths.era5land), len(paths.era5land))
+    timings["era5_files_s"] = time.perf_counter() - t0
+
+    # 4. GCMs
+    t0 = time.perf_counter()
+    for k, g in enumerate(syn.gcms):
+        report("GCMs", k, len(syn.gcms))
+        if not all(f.exists() for fs in paths.cmip5[g].values() for f in fs):
+            build_gcm(g, domain, cfg.seed, p.start_year, p.projection_end_year, scenarios, paths.root / "cmip5")
+    report("GCMs", len(syn.gcms), len(syn.gcms))
+    timings["gcms_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+
+    summary = {
+        "hash": h, "seed": cfg.seed, "grid_shape": list(domain.shape), "resolution_deg": domain.resolution,
+        "land_cells": int(land.sum()), "blocks": len(blocks), "rows_per_block": rows,
+        "record_years": [p.start_year, p.end_year], "scenario_years": [C.HIST_END + 1, p.projection_end_year],
+        "scenarios": scenarios, "gcms": {g: {"calendar": gcm_spec(g).calendar, "grid_deg": [gcm_spec(g).dlat, gcm_spec(g).dlon]}
+                                         for g in syn.gcms},
+        "spinup_years": syn.spinup_years, "dt_days": syn.dt_days, "timings": timings,
+        "paths": {k: v for k, v in paths.to_dict().items() if k != "blocks"},
+    }
+    write_text_atomic(paths.marker, json.dumps(summary, indent=1))
+    return summary
