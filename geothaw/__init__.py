@@ -20,6 +20,20 @@ _LAZY = {
     "ConfigError": "geothaw.errors",
     "InputDataError": "geothaw.errors",
     "rcp_forcing": "geothaw.scenarios",
+    "open_era5land": "geothaw.io.era5land",
+    "open_cmip5": "geothaw.io.cmip5",
+    "download": "geothaw.io.cds",
+    "build_world": "geothaw.synthetic",
+    "solve_columns": "geothaw.physics",
+    "SoilProperties": "geothaw.physics",
+    "derive_snow": "geothaw.snow",
+    "BiasAdjustment": "geothaw.biascorrect",
+    "train_all": "geothaw.training",
+    "load_checkpoint": "geothaw.training",
+    "evaluate_run": "geothaw.evaluation",
+    "project_products": "geothaw.projection",
+    "yearly_products": "geothaw.products",
+    "run_pipeline": "geothaw.pipeline",
 }
 
 __all__ = ["__version__", *_LAZY]

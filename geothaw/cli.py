@@ -91,43 +91,69 @@ def run(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) 
 @command()
 def synth(
     config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for the ERA5-Land/CMIP5-format files")] = Path("data/synthetic"),
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for the world (default: data.synthetic.out_dir/world-<hash>)")] = None,
 ) -> None:
     """Generate the physics-grounded synthetic Alaska (ERA5-Land- and CMIP5-format files)."""
-    _not_built("synth", "Inputs issue")
+    from .pipeline import run_stages
+
+    cfg = _load(config, set_, quick)
+    if out_dir is not None:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
+            "synthetic": cfg.data.synthetic.model_copy(update={"out_dir": out_dir})})})
+    run_stages(cfg, "world", console=out)
 
 
 @command()
 def download(
     config: ConfigOpt = None, set_: SetOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the requests and downloaded files")] = Path("data/era5land"),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the cdsapi requests, submit nothing")] = False,
 ) -> None:
     """Build (and, with ~/.cdsapirc, submit) the ERA5-Land monthly-means requests for the domain."""
-    _not_built("download", "Inputs issue")
+    import json
+
+    from .domain import Domain
+    from .io.cds import build_requests, download as cds_download
+
+    cfg = _load(config, set_)
+    domain = Domain.from_config(cfg.domain)
+    if dry_run:
+        for req in build_requests(domain, cfg.period.start_year, cfg.period.end_year):
+            out.print_json(json.dumps(req))
+    paths = cds_download(domain, cfg.period.start_year, cfg.period.end_year, out_dir, dry_run=dry_run)
+    out.print(f"{'wrote' if dry_run else 'downloaded'} {len(paths)} file(s) under {out_dir}")
 
 
 @command()
 def train(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
-    """Train the sequence models and baselines."""
-    _not_built("train", "Models issue")
+    """Train the sequence models and baselines (builds the inputs first if needed)."""
+    from .pipeline import run_stages
+
+    run_stages(_load(config, set_, quick), "train", console=out)
 
 
 @command()
 def evaluate(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
-    """Evaluate trained models on held-out years and spatial blocks."""
-    _not_built("evaluate", "Models issue")
+    """Evaluate trained models on held-out years and spatial blocks, and score projection skill."""
+    from .pipeline import run_stages
+
+    run_stages(_load(config, set_, quick), "skill", console=out)
 
 
 @command()
 def project(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
-    """Project a trained model over the domain under RCP4.5/RCP8.5 with dask."""
-    _not_built("project", "Projection issue")
+    """Bias-correct the GCMs and project the best model over the domain (dask), writing products and rasters."""
+    from .pipeline import run_stages
+
+    run_stages(_load(config, set_, quick), "rasters", console=out)
 
 
 @command()
 def maps(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
     """Draw thaw maps (cartopy, EPSG:3338, offline basemap)."""
-    _not_built("maps", "Projection issue")
+    from .pipeline import run_stages
+
+    run_stages(_load(config, set_, quick), "maps", console=out)
 
 
 @command("validate-site")

@@ -52,6 +52,7 @@ class SyntheticConfig(_Strict):
     """The embedded physics-grounded synthetic Alaska."""
 
     coarsen: PosInt = Field(1, description="grid coarsening factor vs 0.1° (1 = full ERA5-Land resolution)")
+    out_dir: Path = Field(Path("data/synthetic"), description="where synthetic worlds are built (one folder per world hash, reused)")
     gcms: list[str] = Field(["SYN-ESM-A", "SYN-ESM-B"], min_length=1, description="synthetic GCM names")
     spinup_years: int = Field(20, ge=0, description="physics spin-up years before the first output year")
     dt_days: float = Field(1.0, gt=0, le=2.0, description="physics solver time step, days")
@@ -137,13 +138,16 @@ class ProjectionConfig(_Strict):
     chunk_cells: PosInt = Field(64, description="spatial chunk edge in cells (dask)")
     scheduler: str | None = Field(None, description="dask.distributed scheduler address; None = local threads")
     workers: PosInt = Field(2, description="local dask worker threads (one torch thread each)")
-    ensemble: bool = Field(False, description="also write the multi-GCM ensemble mean and spread")
+    ensemble: bool = Field(True, description="combine GCMs into an ensemble mean (maps, COGs) and spread")
+    first_year: int = Field(1981, ge=1951, description="first projected year (needs window_months of forcing before it)")
+    skill_stride: PosInt = Field(3, description="projection skill on every n-th row and column (synthetic truth only)")
 
 
 class OutputConfig(_Strict):
     runs_dir: Path = Field(Path("runs"), description="parent folder of run directories")
     crs: Literal[3338, 4326] = Field(3338, description="EPSG code of the GeoTIFFs")
     resolution_m: float = Field(5000.0, gt=0, description="pixel size of EPSG:3338 rasters")
+    map_dpi: PosInt = Field(110, le=600, description="resolution of the PNG maps")
 
 
 class RunConfig(_Strict):

@@ -1,14 +1,17 @@
 """The pipeline: orders stages, caches each stage's outputs in the run directory, and resumes.
 
-Each stage is a plain function ``stage(cfg, run_dir) -> dict`` (a summary). A stage is finished when
-``run_dir/stages/<name>.json`` exists with the hash of the config sections it depends on; that marker is
-written atomically after the stage's own atomic writes, so a killed run redoes at most one stage.
+Each stage is a plain function ``stage(ctx) -> dict`` (see :mod:`geothaw.stages`). A stage is finished when
+``run_dir/stages/<name>.json`` holds the hash of the config sections it depends on; that marker is written
+atomically after the stage's own atomic writes, so a killed run redoes at most the stage it was in (and stages
+that write many files skip the files already complete).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,37 +19,47 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from . import stages as S
 from .config import RunConfig
+from .errors import ConfigError
 from .io.atomic import write_text_atomic
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
-    func: Callable[[RunConfig, Path], dict]
-    depends_on: tuple[str, ...]  # config sections whose change invalidates this stage
+    func: Callable[[S.Context], dict]
+    depends_on: tuple[str, ...]  # config sections whose change invalidates this stage (and later ones)
     describe: str
 
 
-def _stage_domain(cfg: RunConfig, run_dir: Path) -> dict:
-    from .domain import Domain
+def _stage_domain(ctx: S.Context) -> dict:
     from .io.writers import write_domain
-
-    dom = Domain.from_config(cfg.domain).coarsen(cfg.data.synthetic.coarsen) if cfg.data.source == "synthetic" \
-        else Domain.from_config(cfg.domain)
     from .maps import plot_domain
 
-    path = write_domain(dom, run_dir / "domain.nc")
-    png = plot_domain(dom, run_dir / "maps" / "domain.png")
+    dom = ctx.domain()
+    path = write_domain(dom, ctx.path("domain.nc"))
+    png = plot_domain(dom, ctx.path("maps", "domain.png"))
     land = dom.land_mask()
     area = float(dom.cell_area_km2().where(land).sum())
     return {"grid": f"{dom.shape[0]}×{dom.shape[1]} at {dom.resolution}°", "land_cells": int(land.sum()),
-            "land_area_km2": round(area), "bands": dom.band_labels(), "outputs": [str(path.relative_to(run_dir)), str(png.relative_to(run_dir))]}
+            "land_area_km2": round(area), "outputs": [str(path.relative_to(ctx.run_dir)), str(png.relative_to(ctx.run_dir))]}
 
 
+_ALL = ("seed", "domain", "data", "period")
 STAGES: list[Stage] = [
     Stage("domain", _stage_domain, ("domain", "data"), "grid, land mask, latitude bands"),
+    Stage("world", S.stage_world, _ALL, "inputs: synthetic Alaska (ERA5-Land + CMIP5 formats) or user files"),
+    Stage("train", S.stage_train, (*_ALL, "features", "training", "evaluation"), "train 5 architectures + baselines"),
+    Stage("evaluate", S.stage_evaluate, (*_ALL, "features", "training", "evaluation"), "hold-out metrics, best model, attribution"),
+    Stage("skill", S.stage_skill, (*_ALL, "features", "training", "evaluation", "projection"), "projection skill vs physics truth"),
+    Stage("biascorrect", S.stage_biascorrect, _ALL, "quantile mapping of GCM forcing (xsdba)"),
+    Stage("project", S.stage_project, (*_ALL, "features", "training", "evaluation", "projection"), "dask projection to 2100"),
+    Stage("rasters", S.stage_rasters, (*_ALL, "features", "training", "evaluation", "projection", "output"), "COG GeoTIFFs, areas, GeoPackage"),
+    Stage("maps", S.stage_maps, (*_ALL, "features", "training", "evaluation", "projection", "output"), "cartopy thaw maps"),
+    Stage("report", S.stage_report, ("name", *_ALL, "features", "training", "evaluation", "projection", "output"), "report.md + report.html"),
 ]
+STAGE_NAMES = [s.name for s in STAGES]
 
 
 def run_dir_for(cfg: RunConfig) -> Path:
@@ -57,37 +70,74 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
     from .versions import collect_versions
 
     run_dir = run_dir_for(cfg)
-    (run_dir / "stages").mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
+    try:
+        (run_dir / "stages").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
+    except PermissionError:
+        raise ConfigError(f"output directory {run_dir} is not writable") from None
     write_text_atomic(run_dir / "versions.json", json.dumps({**collect_versions(), "seed": cfg.seed,
                                                              "config_hash": cfg.hash()}, indent=2))
     return run_dir
 
 
-def run_pipeline(cfg: RunConfig, console: Console | None = None) -> dict[str, dict]:
-    """Run every built stage in order, skipping those already finished with the same inputs."""
+def run_stages(cfg: RunConfig, until: str | None = None, console: Console | None = None) -> dict[str, dict]:
+    """Run the pipeline up to and including stage ``until`` (default: all), skipping stages already finished
+    with the same inputs. Earlier stages always run (or are confirmed cached) first, in order."""
     console = console or Console()
+    until = until or STAGE_NAMES[-1]
+    if until not in STAGE_NAMES:
+        raise ConfigError(f"unknown stage '{until}' (stages: {', '.join(STAGE_NAMES)})")
+    wanted = STAGE_NAMES[: STAGE_NAMES.index(until) + 1]
     run_dir = prepare_run_dir(cfg)
+    ctx = S.Context(cfg, run_dir, console)
     results: dict[str, dict] = {}
+    t_run = time.perf_counter()
+    upstream = ""  # token of the previous stage's completion: a redone stage invalidates everything after it
     for stage in STAGES:
+        if stage.name not in wanted:
+            continue
         marker = run_dir / "stages" / f"{stage.name}.json"
-        key = cfg.hash(*stage.depends_on)
-        if marker.exists():
-            done = json.loads(marker.read_text())
-            if done.get("hash") == key:
-                console.print(f"[dim]✓ {stage.name}: cached ({stage.describe})[/dim]")
-                results[stage.name] = done["summary"]
-                continue
+        key = hashlib.sha256((cfg.hash(*stage.depends_on) + upstream).encode()).hexdigest()[:16]
+        done = _read_marker(marker)
+        if done is not None and done.get("hash") == key:
+            console.print(f"[dim]✓ {stage.name}: cached ({stage.describe})[/dim]")
+            results[stage.name] = done["summary"]
+            upstream = done.get("token", "")
+            continue
         console.print(f"[bold]▶ {stage.name}[/bold]: {stage.describe}")
         t0 = time.perf_counter()
-        summary = stage.func(cfg, run_dir)
-        summary["seconds"] = round(time.perf_counter() - t0, 2)
-        write_text_atomic(marker, json.dumps({"hash": key, "summary": summary}, indent=2))
+        summary = stage.func(ctx)
+        summary["seconds"] = round(time.perf_counter() - t0, 1)
+        upstream = uuid.uuid4().hex
+        write_text_atomic(marker, json.dumps({"hash": key, "token": upstream, "summary": summary}, indent=2, default=str))
         results[stage.name] = summary
-    table = Table(title=f"geothaw run '{cfg.name}' → {run_dir}")
+    _summary_table(cfg, run_dir, results, console, time.perf_counter() - t_run)
+    return results
+
+
+def _read_marker(marker: Path) -> dict | None:
+    """A stage marker, or None when absent or unreadable (a corrupt marker means: redo the stage)."""
+    if not marker.exists():
+        return None
+    try:
+        data = json.loads(marker.read_text())
+        return data if isinstance(data, dict) and "hash" in data and "summary" in data else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _summary_table(cfg: RunConfig, run_dir: Path, results: dict, console: Console, seconds: float) -> None:
+    table = Table(title=f"geothaw run '{cfg.name}' → {run_dir}  ({seconds:.0f} s)", show_lines=False)
     table.add_column("stage")
+    table.add_column("seconds", justify="right")
     table.add_column("result")
     for name, summary in results.items():
-        table.add_row(name, ", ".join(f"{k}={v}" for k, v in summary.items() if k != "outputs"))
+        shown = {k: v for k, v in summary.items() if k not in ("outputs", "seconds")}
+        text = ", ".join(f"{k}={v}" for k, v in shown.items())
+        table.add_row(name, f"{summary.get('seconds', 0):.1f}", text[:160] + ("…" if len(text) > 160 else ""))
     console.print(table)
-    return results
+
+
+def run_pipeline(cfg: RunConfig, console: Console | None = None) -> dict[str, dict]:
+    """The main job: every stage, from inputs to maps and the report."""
+    return run_stages(cfg, None, console)

@@ -64,8 +64,11 @@ def snowpack(t2m: np.ndarray, tp: np.ndarray, days_in_month: np.ndarray, *, init
 def derive_snow(ds: xr.Dataset) -> xr.Dataset:
     """Add ``sd`` (m w.e.), ``sde`` (m) and ``rsn`` (kg m-3) derived from ``t2m`` and ``tp`` (canonical units)."""
     days = ds["time"].dt.days_in_month.values
+    t2m, tp = ds["t2m"], ds["tp"]
+    if t2m.chunks is not None:  # the snowpack is sequential in time: one chunk along time, any in space
+        t2m, tp = t2m.chunk({"time": -1}), tp.chunk({"time": -1})
     swe, depth, rho = xr.apply_ufunc(
-        snowpack, ds["t2m"], ds["tp"], kwargs={"days_in_month": days},
+        snowpack, t2m, tp, kwargs={"days_in_month": days},
         input_core_dims=[["time"], ["time"]], output_core_dims=[["time"], ["time"], ["time"]],
         dask="parallelized", output_dtypes=["float32"] * 3,
     )

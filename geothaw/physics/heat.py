@@ -8,12 +8,17 @@ Numerics (see REFERENCE §6 for why):
 * BDF2 in time (backward Euler on the first step); each step does two Newton passes on the energy
   balance (H linearised about the current iterate, one tridiagonal solve) and then recovers T from the
   updated enthalpy, so energy is conserved exactly whatever the linearisation error;
+* T from H on the frozen branch: for the default b = -1/2 Newton on the cubic c_f s^3 + H s - L a = 0
+  in s = sqrt(-T) (one division per iteration, vectorised, converged to 1e-7 in s); other b values
+  use a scalar safeguarded Newton in T;
 * the surface couples to air through snow (Sturm 1997 conductivity) plus an optional surface
   resistance; the bottom receives the geothermal flux.
 
 The kernel owns the whole time loop: columns are processed in blocks (``prange`` over blocks, inner
 loops across the block's columns), monthly forcing is interpolated inside, and monthly layer means,
 liquid water and maximum thaw depth are accumulated inside, so memory is just forcing plus outputs.
+Each block keeps its state in one flat buffer with compile-time offsets so the column loops are
+SIMD-vectorised (see the comment above ``_N``).
 """
 
 from __future__ import annotations
@@ -37,8 +42,7 @@ _CELLS_PER_LAYER = (3, 3, 7, 5)
 _DEEP_FIRST_WIDTH = 0.45  # m
 _DEEP_GROWTH = 1.5
 _DEEP_CELLS = 8  # bottom at ~25 m
-_BLOCK = 64  # columns per block: inner loops run across these
-_SMALL_STEP = 2e-3  # K: frozen-branch moves below this use the tangent instead of an exact inversion
+_BLOCK = 32  # columns per block: inner loops run across these (SIMD, 4 doubles per AVX2 register)
 
 _FASTMATH = {"contract", "arcp", "reassoc", "nsz", "afn"}  # no nnan/ninf: NaN checks must survive
 
@@ -183,33 +187,91 @@ def _enthalpy(temp, theta, a, b, c_t, c_f, t_cap):
 
 # ----------------------------------------------------------------------------------------------
 # the kernel
+#
+# Performance layout: every block of _BLOCK columns keeps ALL its per-node state and constants in ONE
+# flat float64 buffer, field f / node i / column j at (f * _N + i) * _BLOCK + j.  _N and _BLOCK are
+# compile-time constants, so every access in the inner column loops is base + constant offset: LLVM
+# proves the fields disjoint (no runtime alias checks, which it gives up on beyond a handful of
+# arrays) and emits SIMD across the block's columns.  The inner loops are branch-free (selects),
+# divisions are a few per node, and the frozen-branch inversion runs only on rows that need it.
 # ----------------------------------------------------------------------------------------------
+
+_N = int(NODE_DEPTHS.size)
+_NP = 32  # rows reserved per field (power of two >= _N): with ``i & (_NP - 1)`` LLVM proves fields disjoint
+assert _N <= _NP
+_INV_L = 1.0 / LATENT_HEAT
+# per-node fields (each _N rows of _BLOCK columns)
+(_XT, _XH, _XHP, _XHIST, _XWU, _XCAP, _XK, _XUP, _XRHS, _XG, _XTCAP, _XSCAP, _XCT, _XCF, _XICT, _XICF,
+ _XKF, _XDK, _XITH, _XTH, _XLAT, _XLB, _XLA, _XPA, _XPB, _N2D) = range(26)  # fmt: skip
+# per-column rows
+(_YTAIR, _YRTOP, _YQ, _YGUP, _YX, _YS, _YNEED, _N1D) = range(8)
+# Field stride: _NP rows plus 4 cache lines.  Without the pad every field's row i would sit at the same
+# address modulo 4096, i.e. in the same L1 set (8 ways for ~20 fields: constant conflict misses) and
+# with 4K-aliasing stalls between the stores and loads of one loop iteration.
+_FS = _NP * _BLOCK + 32
+_BUF = _N2D * _FS + _N1D * _BLOCK
+_NEWTON_TOL = 1e-4  # sqrt(K): last Newton step in s = sqrt(-T); the error after it is < 0.8 * step^2 (< 1e-7 K)
+_NEWTON_MAX = 8
+
+
+@nb.njit(inline="always", cache=True)
+def _o(f, i):
+    """Offset of node row ``i`` of per-node field ``f`` in the block buffer.
+
+    ``i & (_NP - 1)`` tells LLVM the index is non-negative and inside the field, so numba's
+    negative-index wraparound select folds away, addresses stay affine and fields provably disjoint
+    (preconditions for vectorising the column loops without runtime alias checks)."""
+    return f * _FS + (i & (_NP - 1)) * _BLOCK
+
+
+@nb.njit(inline="always", cache=True)
+def _c(f):
+    """Offset of per-column field ``f`` in the block buffer."""
+    return _N2D * _FS + f * _BLOCK
 
 
 @nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _node_properties(cellp, c0, nb_, tops, widths, kt, kf, ct, cf, th, pa, pb, tcap):
-    """Per-node properties of a block: organic layer, mineral soil and bedrock mixed by cell fraction."""
-    n = widths.shape[0]
-    for i in range(n):
+def _setup_block(W, cellp, cols, tops, widths):
+    """Per-node properties of a block (organic layer, mineral soil and bedrock mixed by cell fraction)
+    plus the derived constants the hot loops use; returns True if every node has b == -0.5."""
+    sqrt_mode = True
+    for i in range(_N):
         top = tops[i]
         bot = top + widths[i]
-        for j in range(nb_):
-            c = c0 + j
+        for j in range(_BLOCK):
+            c = cols[j]
             f_org = min(max((cellp[_ORG, c] - top) / widths[i], 0.0), 1.0)
             f_rock = min(max((bot - cellp[_BD, c]) / widths[i], 0.0), 1.0)
             f_rock = min(f_rock, 1.0 - f_org)
             f_min = 1.0 - f_org - f_rock
             # layers in series: conductivities combine harmonically, capacities and water linearly
-            kt[i, j] = 1.0 / (f_min / cellp[_KT, c] + f_org / cellp[_OKT, c] + f_rock / cellp[_BK, c])
-            kf[i, j] = 1.0 / (f_min / cellp[_KF, c] + f_org / cellp[_OKF, c] + f_rock / cellp[_BK, c])
-            ct[i, j] = f_min * cellp[_CT, c] + f_org * cellp[_OCT, c] + f_rock * cellp[_BC, c]
-            cf[i, j] = f_min * cellp[_CF, c] + f_org * cellp[_OCF, c] + f_rock * cellp[_BC, c]
+            kt = 1.0 / (f_min / cellp[_KT, c] + f_org / cellp[_OKT, c] + f_rock / cellp[_BK, c])
+            kf = 1.0 / (f_min / cellp[_KF, c] + f_org / cellp[_OKF, c] + f_rock / cellp[_BK, c])
+            ct = f_min * cellp[_CT, c] + f_org * cellp[_OCT, c] + f_rock * cellp[_BC, c]
+            cf = f_min * cellp[_CF, c] + f_org * cellp[_OCF, c] + f_rock * cellp[_BC, c]
             w = f_min * cellp[_W, c] + f_org * cellp[_OW, c] + f_rock * cellp[_BW, c]
-            th[i, j] = w
-            pa[i, j] = cellp[_A, c]
-            pb[i, j] = cellp[_B, c]
+            a = cellp[_A, c]
+            b = cellp[_B, c]
+            if b != -0.5:
+                sqrt_mode = False
             # below t_cap the curve a|T|^b drops under the total water; above it all water is liquid
-            tcap[i, j] = -((w / cellp[_A, c]) ** (1.0 / cellp[_B, c])) if w > 1e-9 else -1e30
+            tcap = -((w / a) ** (1.0 / b)) if w > 1e-9 else -1e30
+            W[_o(_XKF, i) + j] = kf
+            W[_o(_XDK, i) + j] = kt - kf
+            W[_o(_XCT, i) + j] = ct
+            W[_o(_XCF, i) + j] = cf
+            W[_o(_XICT, i) + j] = 1.0 / ct
+            W[_o(_XICF, i) + j] = 1.0 / cf
+            W[_o(_XTH, i) + j] = w
+            W[_o(_XITH, i) + j] = 1.0 / w if w > 1e-9 else 0.0
+            W[_o(_XLAT, i) + j] = LATENT_HEAT * w
+            W[_o(_XLB, i) + j] = -LATENT_HEAT * b
+            W[_o(_XLA, i) + j] = LATENT_HEAT * a
+            W[_o(_XPA, i) + j] = a
+            W[_o(_XPB, i) + j] = b
+            W[_o(_XTCAP, i) + j] = tcap
+            W[_o(_XSCAP, i) + j] = np.sqrt(-tcap)
+    return sqrt_mode
 
 
 @nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
@@ -224,6 +286,209 @@ def _month_value(x, c, m, src, nv):
     return xm - 0.125 * (x[c, src[m - 1]] - 2.0 * xm + x[c, src[m + 1]])
 
 
+@nb.njit(inline="always", fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _cap_k(W, i, j):
+    """Apparent capacity dH/dT and conductivity of node i, column j at the current iterate (branch-free)."""
+    t = W[_o(_XT, i) + j]
+    w = W[_o(_XWU, i) + j]
+    frozen = t < W[_o(_XTCAP, i) + j]
+    c_sens = W[_o(_XCT, i) + j] if t >= 0.0 else W[_o(_XCF, i) + j]
+    latent = W[_o(_XLB, i) + j] * w / (-t)  # L b wu / T (b < 0, T < 0)
+    cap = c_sens + (latent if frozen else 0.0)
+    frac = w * W[_o(_XITH, i) + j] if frozen else 1.0
+    return cap, W[_o(_XKF, i) + j] + W[_o(_XDK, i) + j] * frac
+
+
+@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _pass(W, alpha, widths, dzh, sqrt_mode):
+    """One Newton pass: linearise H about the iterate, solve the tridiagonal system, recover T from H.
+
+    ``_XH`` holds the enthalpy of the current iterate on entry and the updated enthalpy on exit; ``_XT``
+    and ``_XWU`` are updated consistently with it.  The Thomas forward sweep computes the node
+    properties on the fly (one row ahead); the back substitution does the energy update and the cheap
+    (thawed / linear) inversions; rows with frozen-branch nodes then get the vectorised Newton solve.
+    """
+    n = _N
+    # ---- forward sweep, top node (snow + surface resistance to the air)
+    w0 = widths[0]
+    wa0 = w0 * alpha
+    dz0 = dzh[0]
+    dz1 = dzh[1]
+    for j in range(_BLOCK):
+        cap0, k0 = _cap_k(W, 0, j)
+        cap1, k1 = _cap_k(W, 1, j)
+        W[_o(_XCAP, 0) + j] = cap0
+        W[_o(_XCAP, 1) + j] = cap1
+        W[_o(_XK, 1) + j] = k1
+        g_dn = k0 * k1 / (dz0 * k1 + dz1 * k0)
+        g_s = k0 / (W[_c(_YRTOP) + j] * k0 + dz0)
+        d = wa0 * cap0 + g_s + g_dn
+        r = w0 * (W[_o(_XHIST, 0) + j] - alpha * (W[_o(_XH, 0) + j] - cap0 * W[_o(_XT, 0) + j]))
+        r += g_s * W[_c(_YTAIR) + j]
+        inv = 1.0 / d
+        W[_o(_XUP, 0) + j] = -g_dn * inv
+        W[_o(_XRHS, 0) + j] = r * inv
+        W[_c(_YGUP) + j] = g_dn
+    # ---- interior nodes
+    for i in range(1, n - 1):
+        wi = widths[i]
+        wa = wi * alpha
+        dzi = dzh[i]
+        dzn = dzh[i + 1]
+        for j in range(_BLOCK):
+            capn, kn = _cap_k(W, i + 1, j)
+            W[_o(_XCAP, i + 1) + j] = capn
+            W[_o(_XK, i + 1) + j] = kn
+            ki = W[_o(_XK, i) + j]
+            g_up = W[_c(_YGUP) + j]
+            g_dn = ki * kn / (dzi * kn + dzn * ki)  # two half cells in series
+            cap = W[_o(_XCAP, i) + j]
+            d = wa * cap + g_up + g_dn
+            r = wi * (W[_o(_XHIST, i) + j] - alpha * (W[_o(_XH, i) + j] - cap * W[_o(_XT, i) + j]))
+            inv = 1.0 / (d + g_up * W[_o(_XUP, i - 1) + j])
+            W[_o(_XUP, i) + j] = -g_dn * inv
+            W[_o(_XRHS, i) + j] = (r + g_up * W[_o(_XRHS, i - 1) + j]) * inv
+            W[_c(_YGUP) + j] = g_dn
+    # ---- bottom node (geothermal flux)
+    i = n - 1
+    wi = widths[i]
+    wa = wi * alpha
+    for j in range(_BLOCK):
+        g_up = W[_c(_YGUP) + j]
+        cap = W[_o(_XCAP, i) + j]
+        d = wa * cap + g_up
+        r = wi * (W[_o(_XHIST, i) + j] - alpha * (W[_o(_XH, i) + j] - cap * W[_o(_XT, i) + j])) + W[_c(_YQ) + j]
+        W[_o(_XRHS, i) + j] = (r + g_up * W[_o(_XRHS, i - 1) + j]) / (d + g_up * W[_o(_XUP, i - 1) + j])
+        W[_o(_XUP, i) + j] = 0.0
+        W[_c(_YX) + j] = 0.0
+    # ---- back substitution + energy-conserving update: H from the linearisation, then T from H
+    for i in range(n - 1, -1, -1):
+        cnt = 0.0
+        for j in range(_BLOCK):
+            x = W[_o(_XRHS, i) + j] - W[_o(_XUP, i) + j] * W[_c(_YX) + j]
+            W[_c(_YX) + j] = x
+            h = W[_o(_XH, i) + j] + W[_o(_XCAP, i) + j] * (x - W[_o(_XT, i) + j])
+            dh = h - W[_o(_XLAT, i) + j]
+            t_thawed = dh * W[_o(_XICT, i) + j]
+            t_linear = dh * W[_o(_XICF, i) + j]
+            need = 1.0 if t_linear < W[_o(_XTCAP, i) + j] else 0.0  # frozen branch: Newton below
+            W[_o(_XH, i) + j] = h
+            W[_o(_XT, i) + j] = t_thawed if dh >= 0.0 else t_linear
+            W[_o(_XWU, i) + j] = W[_o(_XTH, i) + j]
+            W[_o(_XG, i) + j] = x
+            W[_c(_YNEED) + j] = need
+            cnt += need
+        if cnt > 0.0:
+            if sqrt_mode and _frozen_row_sqrt(W, i):
+                continue
+            _frozen_row_general(W, i)
+
+
+@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _frozen_row_sqrt(W, i):
+    """Frozen-branch inversion of row i for b = -1/2, vectorised across the block.
+
+    With s = sqrt(-T), H = c_f T + L a (-T)^(-1/2) becomes the cubic c_f s^3 + H s - L a = 0 (convex
+    in s, one positive root): Newton needs one division per iteration and no pow.  Starts from the
+    linearised temperature (within O(dT^2) of the root).  Returns False if a node did not converge
+    (the caller then uses the scalar safeguarded inversion for that row).
+    """
+    oy = _c(_YS)
+    for j in range(_BLOCK):
+        t0 = min(W[_o(_XG, i) + j], W[_o(_XTCAP, i) + j])
+        W[oy + j] = np.sqrt(-t0)
+    done = False
+    for _ in range(_NEWTON_MAX):
+        n_big = 0.0  # a sum, not a max: LLVM vectorises float max reductions only with no-NaN fastmath
+        for j in range(_BLOCK):
+            s = W[oy + j]
+            h = W[_o(_XH, i) + j]
+            cf = W[_o(_XCF, i) + j]
+            s2 = s * s
+            f = (cf * s2 + h) * s - W[_o(_XLA, i) + j]
+            fp = 3.0 * cf * s2 + h
+            step = f / fp
+            W[oy + j] = max(s - step, W[_o(_XSCAP, i) + j])
+            n_big += W[_c(_YNEED) + j] if abs(step) >= _NEWTON_TOL else 0.0
+        if n_big == 0.0:
+            done = True
+            break
+    if not done:
+        return False
+    for j in range(_BLOCK):
+        s = W[oy + j]
+        t = -s * s
+        wu = min(max((W[_o(_XH, i) + j] - W[_o(_XCF, i) + j] * t) * _INV_L, 0.0), W[_o(_XTH, i) + j])
+        nd = W[_c(_YNEED) + j] > 0.0
+        W[_o(_XT, i) + j] = t if nd else W[_o(_XT, i) + j]
+        W[_o(_XWU, i) + j] = wu if nd else W[_o(_XWU, i) + j]
+    return True
+
+
+@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _frozen_row_general(W, i):
+    """Scalar safeguarded frozen-branch inversion (any b) for the nodes of row i that need it."""
+    for j in range(_BLOCK):
+        if W[_c(_YNEED) + j] > 0.0:
+            t, w = _invert_enthalpy(
+                W[_o(_XH, i) + j], W[_o(_XG, i) + j], W[_o(_XTH, i) + j], W[_o(_XPA, i) + j], W[_o(_XPB, i) + j],
+                W[_o(_XCT, i) + j], W[_o(_XCF, i) + j], W[_o(_XTCAP, i) + j],
+            )  # fmt: skip
+            W[_o(_XT, i) + j] = t
+            W[_o(_XWU, i) + j] = w
+
+
+@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _layer_values(W, widths, layer_lo, layer_hi, mid_index, mid_output, out_t, out_w):
+    """Layer-mean (or mid-depth node) temperature and liquid water of the block at this instant."""
+    for lay in range(4):
+        for j in range(_BLOCK):
+            out_t[lay, j] = 0.0
+            out_w[lay, j] = 0.0
+        if mid_output:
+            lo = mid_index[lay]
+            hi = lo + 1
+        else:
+            lo = layer_lo[lay]
+            hi = layer_hi[lay]
+        total = 0.0
+        for i in range(lo, hi):
+            total += widths[i]
+        for i in range(lo, hi):
+            wgt = widths[i] / total
+            for j in range(_BLOCK):
+                t = W[_o(_XT, i) + j]
+                th = W[_o(_XTH, i) + j]
+                # liquid water from the enthalpy itself: no extra unfrozen-curve evaluation
+                liquid = th if t >= 0.0 else (W[_o(_XH, i) + j] - W[_o(_XCF, i) + j] * t) * _INV_L
+                out_t[lay, j] += wgt * t
+                out_w[lay, j] += wgt * min(max(liquid, 0.0), th)
+
+
+@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _thaw_depth(W, widths, tops, j, bottom):
+    """Depth of the first 0 °C crossing below a thawed surface cell.
+
+    In the first not-thawed cell the front sits at the cell top plus its liquid-water fraction of the
+    cell (the enthalpy method smears the front over one cell); for dry cells (no latent heat) the
+    temperature is interpolated linearly between the two nodes instead.
+    """
+    if W[_o(_XT, 0) + j] <= 0.0:
+        return 0.0
+    for i in range(1, _N):
+        t = W[_o(_XT, i) + j]
+        if t <= 0.0:
+            theta = W[_o(_XTH, i) + j]
+            if theta > 0.01:
+                frac = (W[_o(_XH, i) + j] - W[_o(_XCF, i) + j] * t) / (LATENT_HEAT * theta)
+                return tops[i] + widths[i] * min(max(frac, 0.0), 1.0)
+            t_up = W[_o(_XT, i - 1) + j]
+            z_up = tops[i - 1] + 0.5 * widths[i - 1]
+            z_dn = tops[i] + 0.5 * widths[i]
+            return z_up + (z_dn - z_up) * t_up / (t_up - t)
+    return bottom
+
+
 @nb.njit(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
 def _kernel(
     air, snow_d, snow_rho, cellp, src, step_m0, step_w, step_out, dt_spin, dt_run, record_from,
@@ -231,46 +496,51 @@ def _kernel(
     out_t, out_w, out_z, state, record,
 ):  # fmt: skip
     n_cells = air.shape[0]
-    n = widths.shape[0]
+    n = _N
     nv = src.shape[0]
     n_steps = step_m0.shape[0]
     n_blocks = (n_cells + _BLOCK - 1) // _BLOCK
     bottom = tops[n - 1] + widths[n - 1]
-    dz_half = 0.5 * widths
+    dzh = 0.5 * widths
     for blk in nb.prange(n_blocks):
         c0 = blk * _BLOCK
         nbk = min(_BLOCK, n_cells - c0)
-        shape = (n, nbk)
-        kt = np.empty(shape); kf = np.empty(shape); ct = np.empty(shape); cf = np.empty(shape)  # noqa: E702
-        th = np.empty(shape); pa = np.empty(shape); pb = np.empty(shape); tcap = np.empty(shape)  # noqa: E702
-        _node_properties(cellp, c0, nbk, tops, widths, kt, kf, ct, cf, th, pa, pb, tcap)
-        temp = np.empty(shape); hh = np.empty(shape); hprev = np.empty(shape); wu = np.empty(shape)  # noqa: E702
-        cap = np.empty(shape); kk = np.empty(shape); hist = np.empty(shape); hnew = np.empty(shape)  # noqa: E702
-        diag = np.empty(shape); upper = np.empty(shape); rhs = np.empty(shape); cond = np.empty(shape)  # noqa: E702
-        t_air = np.empty(nbk); g_top = np.empty(nbk); valid = np.ones(nbk, dtype=np.bool_)  # noqa: E702
-        fa0 = np.zeros(nbk); fa1 = np.zeros(nbk); fs0 = np.zeros(nbk); fs1 = np.zeros(nbk)  # noqa: E702
-        fr0 = np.zeros(nbk); fr1 = np.zeros(nbk)  # noqa: E702
-        acc_t = np.zeros((4, nbk)); acc_w = np.zeros((4, nbk)); max_z = np.zeros(nbk)  # noqa: E702
-        prev_t = np.zeros((4, nbk)); prev_w = np.zeros((4, nbk))  # noqa: E702
-        now_t = np.zeros((4, nbk)); now_w = np.zeros((4, nbk))  # noqa: E702
+        # a partial block is padded with copies of its last column (computed, never written out)
+        cols = np.empty(_BLOCK, dtype=np.int64)
+        for j in range(_BLOCK):
+            cols[j] = c0 + min(j, nbk - 1)
+        W = np.zeros(_BUF)
+        sqrt_mode = _setup_block(W, cellp, cols, tops, widths)
+        valid = np.ones(_BLOCK, dtype=np.bool_)
+        fa0 = np.zeros(_BLOCK); fa1 = np.zeros(_BLOCK); fs0 = np.zeros(_BLOCK); fs1 = np.zeros(_BLOCK)  # noqa: E702
+        fr0 = np.zeros(_BLOCK); fr1 = np.zeros(_BLOCK); nt = np.empty(_BLOCK); rs = np.empty(_BLOCK)  # noqa: E702
+        acc_t = np.zeros((4, _BLOCK)); acc_w = np.zeros((4, _BLOCK)); max_z = np.zeros(_BLOCK)  # noqa: E702
+        prev_t = np.zeros((4, _BLOCK)); prev_w = np.zeros((4, _BLOCK))  # noqa: E702
+        now_t = np.zeros((4, _BLOCK)); now_w = np.zeros((4, _BLOCK))  # noqa: E702
+        for j in range(_BLOCK):
+            c = cols[j]
+            nt[j] = cellp[_NT, c]
+            rs[j] = cellp[_RS, c]
+            W[_c(_YQ) + j] = cellp[_Q, c]
         for i in range(n):
-            for j in range(nbk):
-                temp[i, j] = t_init[c0 + j, i]
-                h, w = _enthalpy(temp[i, j], th[i, j], pa[i, j], pb[i, j], ct[i, j], cf[i, j], tcap[i, j])
-                hh[i, j] = h
-                hprev[i, j] = h
-                wu[i, j] = w
-        _layer_values(temp, hh, cf, th, widths, layer_lo, layer_hi, mid_index, mid_output, prev_t, prev_w)
+            for j in range(_BLOCK):
+                t = t_init[cols[j], i]
+                h, w = _enthalpy(t, W[_o(_XTH, i) + j], W[_o(_XPA, i) + j], W[_o(_XPB, i) + j],
+                                 W[_o(_XCT, i) + j], W[_o(_XCF, i) + j], W[_o(_XTCAP, i) + j])  # fmt: skip
+                W[_o(_XT, i) + j] = t
+                W[_o(_XH, i) + j] = h
+                W[_o(_XHP, i) + j] = h
+                W[_o(_XWU, i) + j] = w
+        _layer_values(W, widths, layer_lo, layer_hi, mid_index, mid_output, prev_t, prev_w)
         cur_m = -1
         n_acc = 0
         for s in range(n_steps):
             m0 = step_m0[s]
             if m0 != cur_m:  # new pair of mid-month vertices: refresh the block's forcing cache
                 cur_m = m0
-                _resync(temp, hh, wu, th, pa, pb, ct, cf, tcap, nbk)
                 m1 = m0 + 1 if m0 < nv - 1 else nv - 1
-                for j in range(nbk):
-                    c = c0 + j
+                for j in range(_BLOCK):
+                    c = cols[j]
                     a0 = _month_value(air, c, m0, src, nv)
                     a1 = _month_value(air, c, m1, src, nv)
                     if not (a0 == a0 and a1 == a1):
@@ -288,43 +558,44 @@ def _kernel(
                     fr0[j] = r0 if r0 == r0 else 250.0
                     fr1[j] = r1 if r1 == r1 else 250.0
             w = step_w[s]
-            for j in range(nbk):
-                c = c0 + j
+            for j in range(_BLOCK):
                 ta = fa0[j] + w * (fa1[j] - fa0[j])
-                if ta > 0.0:
-                    ta *= cellp[_NT, c]
-                t_air[j] = ta
+                W[_c(_YTAIR) + j] = ta * nt[j] if ta > 0.0 else ta
                 depth = max(fs0[j] + w * (fs1[j] - fs0[j]), 0.0)
                 rho = min(max(fr0[j] + w * (fr1[j] - fr0[j]), 50.0), 700.0) * 1e-3
                 k_snow = 0.138 - 1.01 * rho + 3.233 * rho * rho
-                g_top[j] = depth / k_snow + cellp[_RS, c]  # resistance for now, conductance below
+                W[_c(_YRTOP) + j] = depth / k_snow + rs[j]  # air-to-surface resistance
             # BDF2 history; backward Euler on the first step (no H^{n-1}) and where the step size changes
             dt = dt_spin if s < record_from else dt_run
             if s == 0 or (s == record_from and dt_spin != dt_run):
                 alpha = 1.0 / dt
-                for i in range(n):
-                    for j in range(nbk):
-                        hist[i, j] = hh[i, j] / dt
+                c_now = 1.0 / dt
+                c_old = 0.0
             else:
                 alpha = 1.5 / dt
-                for i in range(n):
-                    for j in range(nbk):
-                        hist[i, j] = (2.0 * hh[i, j] - 0.5 * hprev[i, j]) / dt
+                c_now = 2.0 / dt
+                c_old = 0.5 / dt
             for i in range(n):
-                for j in range(nbk):
-                    hprev[i, j] = hh[i, j]
-                    hnew[i, j] = hh[i, j]
-            for _it in range(2):
-                _newton_pass(temp, hnew, wu, th, pa, pb, ct, cf, kt, kf, tcap, widths, dz_half, cap, kk,
-                             cond, diag, upper, rhs, hist, alpha, t_air, g_top, cellp, c0, nbk)  # fmt: skip
-            for i in range(n):
-                for j in range(nbk):
-                    hh[i, j] = hnew[i, j]
+                for j in range(_BLOCK):
+                    h = W[_o(_XH, i) + j]
+                    W[_o(_XHIST, i) + j] = c_now * h - c_old * W[_o(_XHP, i) + j]
+                    W[_o(_XHP, i) + j] = h
+            _pass(W, alpha, widths, dzh, sqrt_mode)
+            _pass(W, alpha, widths, dzh, sqrt_mode)
             # outputs: trapezoidal time means of layer values, max thaw depth at step ends
             o = step_out[s]
             if o >= 0:
-                _accumulate(temp, hh, cf, th, widths, tops, layer_lo, layer_hi, mid_index, mid_output,
-                            prev_t, prev_w, now_t, now_w, acc_t, acc_w, max_z, bottom)  # fmt: skip
+                _layer_values(W, widths, layer_lo, layer_hi, mid_index, mid_output, now_t, now_w)
+                for lay in range(4):
+                    for j in range(_BLOCK):
+                        acc_t[lay, j] += 0.5 * (prev_t[lay, j] + now_t[lay, j])
+                        acc_w[lay, j] += 0.5 * (prev_w[lay, j] + now_w[lay, j])
+                        prev_t[lay, j] = now_t[lay, j]
+                        prev_w[lay, j] = now_w[lay, j]
+                for j in range(nbk):
+                    z = _thaw_depth(W, widths, tops, j, bottom)
+                    if z > max_z[j]:
+                        max_z[j] = z
                 n_acc += 1
                 if s == n_steps - 1 or step_out[s + 1] != o:
                     for j in range(nbk):
@@ -337,167 +608,20 @@ def _kernel(
                         max_z[j] = 0.0
                     n_acc = 0
             elif s == record_from - 1:  # last spin-up step: the run's first trapezoid starts here
-                _layer_values(temp, hh, cf, th, widths, layer_lo, layer_hi, mid_index, mid_output, prev_t, prev_w)
+                _layer_values(W, widths, layer_lo, layer_hi, mid_index, mid_output, prev_t, prev_w)
             if s >= record_from and record.shape[0] > 0:
                 for j in range(nbk):
                     for i in range(n):
-                        record[c0 + j, s - record_from, i] = temp[i, j]
+                        record[c0 + j, s - record_from, i] = W[_o(_XT, i) + j]
         for j in range(nbk):
             for i in range(n):
-                state[c0 + j, i] = temp[i, j] if valid[j] else np.nan
+                state[c0 + j, i] = W[_o(_XT, i) + j] if valid[j] else np.nan
             if not valid[j]:
                 out_t[c0 + j, :, :] = np.nan
                 out_w[c0 + j, :, :] = np.nan
                 out_z[c0 + j, :] = np.nan
                 if record.shape[0] > 0:
                     record[c0 + j, :, :] = np.nan
-
-
-@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _newton_pass(temp, hnew, wu, th, pa, pb, ct, cf, kt, kf, tcap, widths, dz_half, cap, kk,
-                 cond, diag, upper, rhs, hist, alpha, t_air, g_top, cellp, c0, nbk):  # fmt: skip
-    """One Newton pass: linearise H about the iterate, solve the tridiagonal system, recover T from H.
-
-    ``hnew`` holds the enthalpy of the current iterate on entry and the updated enthalpy on exit;
-    ``temp``/``wu`` are updated consistently with it.  Loops run across the block's columns (inner
-    index) so the branch-free ones vectorise; divisions are kept to one per node where possible.
-    """
-    n = widths.shape[0]
-    # apparent capacity dH/dT and half-cell thermal resistance (kk) at the iterate
-    for i in range(n):
-        for j in range(nbk):
-            t = temp[i, j]
-            frozen = t < tcap[i, j]
-            liquid_frac = wu[i, j] / th[i, j] if frozen else 1.0
-            c_sens = ct[i, j] if t >= 0.0 else cf[i, j]
-            cap[i, j] = c_sens + (LATENT_HEAT * pb[i, j] * wu[i, j] / t if frozen else 0.0)
-            kk[i, j] = dz_half[i] / (kf[i, j] + (kt[i, j] - kf[i, j]) * liquid_frac)
-    # face conductances (two half cells in series); cond[i] couples cells i and i+1
-    for i in range(n - 1):
-        for j in range(nbk):
-            cond[i, j] = 1.0 / (kk[i, j] + kk[i + 1, j])
-    # Thomas algorithm, forward sweep (upper/rhs hold the normalised coefficients)
-    for j in range(nbk):
-        g_surf = 1.0 / (g_top[j] + kk[0, j])
-        d = widths[0] * alpha * cap[0, j] + g_surf + cond[0, j]
-        r = widths[0] * (hist[0, j] - alpha * (hnew[0, j] - cap[0, j] * temp[0, j])) + g_surf * t_air[j]
-        inv = 1.0 / d
-        upper[0, j] = -cond[0, j] * inv
-        rhs[0, j] = r * inv
-    for i in range(1, n - 1):
-        for j in range(nbk):
-            g_up = cond[i - 1, j]
-            g_dn = cond[i, j]
-            d = widths[i] * alpha * cap[i, j] + g_up + g_dn
-            r = widths[i] * (hist[i, j] - alpha * (hnew[i, j] - cap[i, j] * temp[i, j]))
-            inv = 1.0 / (d + g_up * upper[i - 1, j])
-            upper[i, j] = -g_dn * inv
-            rhs[i, j] = (r + g_up * rhs[i - 1, j]) * inv
-    i = n - 1
-    for j in range(nbk):
-        g_up = cond[i - 1, j]
-        d = widths[i] * alpha * cap[i, j] + g_up
-        r = widths[i] * (hist[i, j] - alpha * (hnew[i, j] - cap[i, j] * temp[i, j])) + cellp[_Q, c0 + j]
-        upper[i, j] = 0.0
-        rhs[i, j] = (r + g_up * rhs[i - 1, j]) / (d + g_up * upper[i - 1, j])
-    for i in range(n - 2, -1, -1):
-        for j in range(nbk):
-            rhs[i, j] -= upper[i, j] * rhs[i + 1, j]
-    # energy-conserving update: H from the linearisation, then T from H
-    for i in range(n):
-        for j in range(nbk):
-            t_old = temp[i, j]
-            t_lin = rhs[i, j]
-            h = hnew[i, j] + cap[i, j] * (t_lin - t_old)
-            hnew[i, j] = h
-            if t_old < tcap[i, j] and t_lin < tcap[i, j] and abs(t_lin - t_old) < _SMALL_STEP:
-                # small move on the smooth frozen branch: the tangent is exact to O(dT^2), skip the pow
-                temp[i, j] = t_lin
-                wu[i, j] += pb[i, j] * wu[i, j] / t_old * (t_lin - t_old)
-            else:
-                t_new, w = _invert_enthalpy(h, t_lin, th[i, j], pa[i, j], pb[i, j], ct[i, j], cf[i, j], tcap[i, j])
-                temp[i, j] = t_new
-                wu[i, j] = w
-
-
-@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _resync(temp, hh, wu, th, pa, pb, ct, cf, tcap, nbk):
-    """Recover T and unfrozen water exactly from H (undoes the drift of the no-pow shortcut)."""
-    for i in range(temp.shape[0]):
-        for j in range(nbk):
-            t, w = _invert_enthalpy(hh[i, j], temp[i, j], th[i, j], pa[i, j], pb[i, j], ct[i, j], cf[i, j], tcap[i, j])
-            temp[i, j] = t
-            wu[i, j] = w
-
-
-@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _layer_values(temp, hh, cf, th, widths, layer_lo, layer_hi, mid_index, mid_output, out_t, out_w):
-    """Layer-mean (or mid-depth node) temperature and liquid water of the block at this instant."""
-    nbk = temp.shape[1]
-    for lay in range(4):
-        for j in range(nbk):
-            out_t[lay, j] = 0.0
-            out_w[lay, j] = 0.0
-        if mid_output:
-            lo = mid_index[lay]
-            hi = lo + 1
-        else:
-            lo = layer_lo[lay]
-            hi = layer_hi[lay]
-        total = 0.0
-        for i in range(lo, hi):
-            total += widths[i]
-        for i in range(lo, hi):
-            wgt = widths[i] / total
-            for j in range(nbk):
-                t = temp[i, j]
-                # liquid water from the enthalpy itself: no extra unfrozen-curve evaluation
-                liquid = th[i, j] if t >= 0.0 else (hh[i, j] - cf[i, j] * t) / LATENT_HEAT
-                out_t[lay, j] += wgt * t
-                out_w[lay, j] += wgt * min(max(liquid, 0.0), th[i, j])
-
-
-@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _accumulate(temp, hh, cf, th, widths, tops, layer_lo, layer_hi, mid_index, mid_output,
-                prev_t, prev_w, now_t, now_w, acc_t, acc_w, max_z, bottom):  # fmt: skip
-    """Add this step's trapezoidal layer means to the monthly sums and update the max thaw depth."""
-    nbk = temp.shape[1]
-    _layer_values(temp, hh, cf, th, widths, layer_lo, layer_hi, mid_index, mid_output, now_t, now_w)
-    for lay in range(4):
-        for j in range(nbk):
-            acc_t[lay, j] += 0.5 * (prev_t[lay, j] + now_t[lay, j])
-            acc_w[lay, j] += 0.5 * (prev_w[lay, j] + now_w[lay, j])
-            prev_t[lay, j] = now_t[lay, j]
-            prev_w[lay, j] = now_w[lay, j]
-    for j in range(nbk):
-        z = _thaw_depth(temp, hh, cf, th, widths, tops, j, bottom)
-        if z > max_z[j]:
-            max_z[j] = z
-
-
-@nb.njit(inline="always", fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _thaw_depth(temp, hh, cf, th, widths, tops, j, bottom):
-    """Depth of the first 0 °C crossing below a thawed surface cell.
-
-    In the first not-thawed cell the front sits at the cell top plus its liquid-water fraction of the
-    cell (the enthalpy method smears the front over one cell); for dry cells (no latent heat) the
-    temperature is interpolated linearly between the two nodes instead.
-    """
-    n = temp.shape[0]
-    if temp[0, j] <= 0.0:
-        return 0.0
-    for i in range(1, n):
-        t = temp[i, j]
-        if t <= 0.0:
-            theta = th[i, j]
-            if theta > 0.01:
-                frac = (hh[i, j] - cf[i, j] * t) / (LATENT_HEAT * theta)
-                return tops[i] + widths[i] * min(max(frac, 0.0), 1.0)
-            t_up = temp[i - 1, j]
-            z_up = tops[i - 1] + 0.5 * widths[i - 1]
-            z_dn = tops[i] + 0.5 * widths[i]
-            return z_up + (z_dn - z_up) * t_up / (t_up - t)
-    return bottom
 
 
 # ----------------------------------------------------------------------------------------------

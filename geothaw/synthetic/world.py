@@ -100,7 +100,8 @@ def world_paths(cfg, out_dir: str | Path) -> WorldPaths:
 def world_hash(cfg) -> str:
     """Hash of everything that changes the world's contents."""
     d = cfg.model_dump(mode="json")
-    key = {"seed": d["seed"], "domain": d["domain"], "period": d["period"], "synthetic": d["data"]["synthetic"],
+    synthetic = {k: v for k, v in d["data"]["synthetic"].items() if k != "out_dir"}  # where, not what
+    key = {"seed": d["seed"], "domain": d["domain"], "period": d["period"], "synthetic": synthetic,
            "scenarios": _scenarios(cfg), "version": 1}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 

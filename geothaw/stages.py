@@ -1,0 +1,478 @@
+"""The pipeline's stages: each a plain function ``stage(ctx) -> dict summary`` over the run directory.
+
+Stages read what earlier stages wrote (run directory, synthetic world) and never hold the domain × period cube
+in memory: forcing stays lazy (dask) and is reduced chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .config import RunConfig
+from .domain import Domain
+from .errors import ConfigError, InputDataError
+from .io.atomic import write_text_atomic
+
+HIST_END = 2005  # CMIP5 historical runs end in December 2005; RCPs start in January 2006
+STATIC_VARS = ("elevation", "slt", "lsm", "z", "swvl1", "swvl2", "swvl3", "swvl4")
+
+
+def progress_bar(console: Console | None = None) -> Progress:
+    """One rich progress display per stage: description, bar, counts, elapsed and ETA."""
+    return Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
+                    disable=console is None)
+
+
+@dataclass
+class Context:
+    """What every stage gets: the config, the run directory, a console, and the resolved input paths."""
+
+    cfg: RunConfig
+    run_dir: Path
+    console: Console | None = None
+    _cache: dict = field(default_factory=dict)
+
+    # ---- inputs ---------------------------------------------------------------------------------------
+    @property
+    def synthetic(self) -> bool:
+        return self.cfg.data.source == "synthetic"
+
+    def domain(self) -> Domain:
+        dom = Domain.from_config(self.cfg.domain)
+        return dom.coarsen(self.cfg.data.synthetic.coarsen) if self.synthetic else dom
+
+    def world_dir(self) -> Path:
+        from .synthetic import world_hash
+
+        return Path(self.cfg.data.synthetic.out_dir) / f"world-{world_hash(self.cfg)}"
+
+    def world(self):
+        from .synthetic import world_paths
+
+        return world_paths(self.cfg, self.world_dir())
+
+    def era5_paths(self) -> tuple[list[Path], list[Path]]:
+        if self.synthetic:
+            w = self.world()
+            return list(w.era5land), [w.invariants]
+        return list(self.cfg.data.era5land), list(self.cfg.data.invariants)
+
+    def cmip5_paths(self) -> dict[str, dict[str, list[Path]]]:
+        if self.synthetic:
+            return self.world().cmip5
+        if not self.cfg.data.cmip5:
+            raise ConfigError("data.cmip5 lists no GCM files: projection needs at least one GCM")
+        return self.cfg.data.cmip5
+
+    def record(self) -> xr.Dataset:
+        """The reanalysis record (lazy canonical dataset incl. invariants) on the run's domain."""
+        if "record" not in self._cache:
+            from .io.era5land import open_era5land
+
+            files, inv = self.era5_paths()
+            ds = open_era5land(files, self.domain(), invariants=inv or None)
+            p = self.cfg.period
+            ds = ds.sel(time=slice(f"{p.start_year}-01-01", f"{p.end_year}-12-01"))
+            # time in one chunk (windows and the snowpack run along it), space in blocks
+            ds = ds.chunk({"time": -1, "latitude": 64, "longitude": 64})
+            if self.synthetic:
+                ds = _add_soil_class(ds, self.world().statics)
+            self._cache["record"] = ds
+        return self._cache["record"]
+
+    def statics(self) -> xr.Dataset:
+        """2-D static fields for projection: invariants plus the soil-water climatology of the record."""
+        if "statics" not in self._cache:
+            rec = self.record()
+            out = {v: rec[v] for v in STATIC_VARS if v in rec and "time" not in rec[v].dims}
+            p = self.cfg.period
+            for v in ("swvl1", "swvl2", "swvl3", "swvl4"):
+                if v in rec and "time" in rec[v].dims:
+                    out[v] = rec[v].sel(time=slice(f"{max(p.start_year, p.end_year - 29)}-01-01", None)).mean("time")
+            if "soil_class" in rec:
+                out["soil_class"] = rec["soil_class"]
+            self._cache["statics"] = xr.Dataset(out).compute()
+        return self._cache["statics"]
+
+    def path(self, *parts: str) -> Path:
+        p = self.run_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def _add_soil_class(ds: xr.Dataset, statics_path: Path) -> xr.Dataset:
+    with xr.open_dataset(statics_path) as st:
+        if "soil_class" in st:
+            ds = ds.assign(soil_class=st["soil_class"].reindex_like(ds["t2m"].isel(time=0, drop=True),
+                                                                   method="nearest", tolerance=1e-6).load())
+    return ds
+
+
+# ---- stages --------------------------------------------------------------------------------------------
+def stage_world(ctx: Context) -> dict:
+    """Build (or reuse) the physics-grounded synthetic Alaska in ERA5-Land and CMIP5 formats."""
+    if not ctx.synthetic:
+        missing = [p for p in ctx.era5_paths()[0] if not any(Path().glob(str(p))) and not Path(p).exists()]
+        if missing:
+            raise InputDataError(f"ERA5-Land file not found: {missing[0]}")
+        return {"source": "files", "era5land_files": len(ctx.era5_paths()[0])}
+    from .synthetic import build_world
+
+    with progress_bar(ctx.console) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=max(total, 1))
+            bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+        summary = build_world(ctx.cfg, ctx.world_dir(), progress=report)
+    return {"world": str(ctx.world_dir()), "land_cells": summary.get("land_cells"),
+            "build_seconds": round(summary.get("timings", {}).get("total_s", 0.0), 1)}
+
+
+def stage_train(ctx: Context) -> dict:
+    """Train every configured architecture and baseline on the reanalysis record."""
+    from .training import train_all
+
+    with progress_bar(ctx.console) as bar:
+        results = train_all(ctx.cfg, ctx.record(), ctx.run_dir, progress=bar)
+    return {name: {"checkpoint": str(r.checkpoint.relative_to(ctx.run_dir)),
+                   "val_rmse": round(float(np.mean(list(r.metrics.get("val_rmse_by_depth", {}).values()) or [np.nan])), 3)}
+            for name, r in results.items()}
+
+
+def best_model(run_dir: Path, cfg: RunConfig) -> str:
+    """The trained sequence model with the lowest mean validation RMSE (baselines are not candidates)."""
+    scores = {}
+    for name in cfg.training.models:
+        meta = run_dir / "checkpoints" / f"{name}.json"
+        if meta.exists():
+            m = json.loads(meta.read_text()).get("metrics", {}).get("val_rmse_by_depth", {})
+            if m:
+                scores[name] = float(np.mean(list(m.values())))
+    if not scores:
+        raise InputDataError(f"no trained sequence model found in {run_dir / 'checkpoints'}")
+    return min(scores, key=scores.get)
+
+
+def stage_evaluate(ctx: Context) -> dict:
+    """Score every model on held-out years and held-out spatial blocks; pick the best; attribute it."""
+    from .attribution import attribute_run
+    from .evaluation import evaluate_run
+
+    table = evaluate_run(ctx.cfg, ctx.record(), ctx.run_dir)
+    best = best_model(ctx.run_dir, ctx.cfg)
+    attribute_run(ctx.cfg, ctx.record(), ctx.run_dir, best, n_repeats=ctx.cfg.evaluation.attribution_repeats)
+    write_text_atomic(ctx.path("best_model.json"), json.dumps({"model": best}, indent=2))
+    sel = table[(table["band"] == "all") & (table["season"] == "annual")]
+    rmse = sel.groupby(["model", "holdout"])["rmse"].mean().unstack().round(3)
+    return {"best_model": best, "rmse_by_holdout": rmse.to_dict(orient="index")}
+
+
+def stage_biascorrect(ctx: Context) -> dict:
+    """Quantile-map each GCM's t2m and tp onto the reanalysis at ~1° over the historical overlap (xsdba, by month),
+    and store the reanalysis monthly climatologies used to disaggregate the corrected change back onto the grid."""
+    from .biascorrect import BiasAdjustment, coarse_factor, monthly_climatology, to_coarse
+    from .io.writers import write_netcdf
+
+    rec = ctx.record()
+    y0 = ctx.cfg.period.start_year
+    dom = ctx.domain()
+    f = coarse_factor(dom.resolution)
+    coarse = dom.coarsen(f)
+    ref_f = rec[["t2m", "tp"]].sel(time=slice(f"{y0}-01-01", f"{HIST_END}-12-01"))
+    ref_c = to_coarse(ref_f, f).compute()
+    land_c = ref_c["t2m"].isel(time=0, drop=True).notnull()
+    write_netcdf(monthly_climatology(ref_c), ctx.path("biascorrect", "ref_climatology_coarse.nc"))
+    write_netcdf(monthly_climatology(ref_f).compute(), ctx.path("biascorrect", "ref_climatology.nc"))
+    out = {"coarse_grid_deg": coarse.resolution}
+    gcms = list(ctx.cmip5_paths())
+    with progress_bar(ctx.console) as bar:
+        task = bar.add_task("quantile mapping", total=len(gcms))
+        for gcm in gcms:
+            hist = _gcm_experiment(ctx, gcm, "historical", coarse).sel(time=slice(f"{y0}-01-01", f"{HIST_END}-12-01"))
+            if ref_c.sizes["time"] != hist.sizes["time"]:
+                raise InputDataError(f"{gcm}: historical run and reanalysis overlap on {min(ref_c.sizes['time'], hist.sizes['time'])} "
+                                     "months only; bias correction needs the same months in both")
+            r, h = _stack_land(ref_c, land_c), _stack_land(hist[["t2m", "tp"]], land_c).load()
+            qm = BiasAdjustment.train(r, h, nquantiles=50)
+            qm.save(ctx.run_dir / "biascorrect" / gcm)
+            adj = qm.adjust(h)
+            out[gcm] = {"t2m_bias_before": round(float(h["t2m"].mean() - r["t2m"].mean()), 2),
+                        "t2m_bias_after": round(float(adj["t2m"].mean() - r["t2m"].mean()), 3),
+                        "tp_ratio_before": round(float(h["tp"].mean() / r["tp"].mean()), 3),
+                        "tp_ratio_after": round(float(adj["tp"].mean() / r["tp"].mean()), 3)}
+            bar.advance(task)
+    return out
+
+
+def _gcm_experiment(ctx: Context, gcm: str, exp: str, domain: Domain) -> xr.Dataset:
+    from .io.cmip5 import open_cmip5
+
+    files = ctx.cmip5_paths()[gcm].get(exp)
+    if not files:
+        raise ConfigError(f"data.cmip5.{gcm} has no '{exp}' files")
+    return open_cmip5(files, domain, variables=("tas", "pr"))
+
+
+def _stack_land(ds: xr.Dataset, land: xr.DataArray) -> xr.Dataset:
+    """(time, lat, lon) → (time, cell) over land cells only: bias correction never touches sea cells."""
+    rows, cols = np.nonzero(land.values)
+    cell = xr.DataArray(np.arange(rows.size), dims="cell")
+    out = ds.isel(latitude=xr.DataArray(rows, dims="cell"), longitude=xr.DataArray(cols, dims="cell"))
+    return out.drop_vars(["latitude", "longitude"]).assign_coords(cell=cell)
+
+
+def _unstack_land(ds: xr.Dataset, land: xr.DataArray) -> xr.Dataset:
+    """Inverse of :func:`_stack_land`: scatter cells back onto the grid (sea stays NaN)."""
+    rows, cols = np.nonzero(land.values)
+    ny, nx = land.shape
+    out = {}
+    for name, da in ds.data_vars.items():
+        grid = np.full((da.sizes["time"], ny, nx), np.nan, dtype="float32")
+        grid[:, rows, cols] = da.transpose("time", "cell").values
+        out[name] = (("time", "latitude", "longitude"), grid, da.attrs)
+    return xr.Dataset(out, coords={"time": ds["time"], "latitude": land["latitude"], "longitude": land["longitude"]})
+
+
+def _disaggregate_block(clim_block: xr.Dataset, adjusted_coarse: xr.Dataset, clim_coarse: xr.Dataset) -> xr.Dataset:
+    from .biascorrect import disaggregate
+
+    land = clim_block["t2m"].isel(month=0, drop=True).notnull()
+    return disaggregate(adjusted_coarse, clim_coarse, clim_block, land)
+
+
+def scenario_forcing(ctx: Context, gcm: str, scenario: str) -> xr.Dataset:
+    """Bias-corrected historical + scenario forcing of one GCM on the run's grid, lazily (dask), with statics.
+
+    The quantile mapping runs on the ~1° grid (small); the fine grid is assembled block by block inside dask,
+    so memory stays bounded by the chunk size.
+    """
+    import dask.array as da
+
+    from .biascorrect import BiasAdjustment, coarse_factor
+
+    cfg = ctx.cfg
+    dom = ctx.domain()
+    coarse = dom.coarsen(coarse_factor(dom.resolution))
+    hist = _gcm_experiment(ctx, gcm, "historical", coarse).sel(time=slice(f"{cfg.period.start_year}-01-01", f"{HIST_END}-12-01"))
+    fut = _gcm_experiment(ctx, gcm, scenario, coarse).sel(
+        time=slice(f"{HIST_END + 1}-01-01", f"{cfg.period.projection_end_year}-12-01"))
+    sim = xr.concat([hist[["t2m", "tp"]], fut[["t2m", "tp"]]], dim="time")
+    with xr.open_dataset(ctx.run_dir / "biascorrect" / "ref_climatology_coarse.nc") as c:
+        clim_c = c.load()
+    land_c = clim_c["t2m"].isel(month=0, drop=True).notnull()
+    adjusted = _unstack_land(BiasAdjustment.load(ctx.run_dir / "biascorrect" / gcm).adjust(_stack_land(sim, land_c).load()),
+                             land_c)
+    n = cfg.projection.chunk_cells
+    clim_f = xr.open_dataset(ctx.run_dir / "biascorrect" / "ref_climatology.nc", chunks={"month": -1, "latitude": n, "longitude": n})
+    ny, nx = dom.shape
+    template = xr.Dataset({v: (("time", "latitude", "longitude"),
+                               da.zeros((adjusted.sizes["time"], ny, nx), chunks=(-1, n, n), dtype="float32"))
+                           for v in ("t2m", "tp")},
+                          coords={"time": adjusted["time"], "latitude": clim_f["latitude"], "longitude": clim_f["longitude"]})
+    fine = xr.map_blocks(_disaggregate_block, clim_f, kwargs={"adjusted_coarse": adjusted, "clim_coarse": clim_c},
+                         template=template)
+    fine["t2m"].attrs = {"units": "degC"}
+    fine["tp"].attrs = {"units": "mm month-1"}
+    statics = ctx.statics().chunk({"latitude": n, "longitude": n})
+    return xr.merge([fine, statics], compat="override", join="left")
+
+
+def stage_project(ctx: Context) -> dict:
+    """Project the best model over the domain for every scenario × GCM (dask), writing yearly products."""
+    from .io.writers import write_products_netcdf
+    from .projection import dask_scheduler, project_products
+
+    cfg = ctx.cfg
+    best = json.loads((ctx.run_dir / "best_model.json").read_text())["model"]
+    ckpt = ctx.run_dir / "checkpoints" / f"{best}.pt"
+    years = np.arange(cfg.projection.first_year, cfg.period.projection_end_year + 1)
+    prov = {"model": best, "config_hash": cfg.hash(), "geothaw_version": _version()}
+    out = {}
+    gcms = list(ctx.cmip5_paths())
+    jobs = [(g, s) for s in cfg.projection.scenarios for g in gcms]
+    with progress_bar(ctx.console) as bar, dask_scheduler(cfg.projection.scheduler, workers=cfg.projection.workers):
+        task = bar.add_task(f"projecting {best}", total=len(jobs))
+        for gcm, scen in jobs:
+            target = ctx.path("products", f"{gcm}_{scen}.nc")
+            if not target.exists():
+                forcing = scenario_forcing(ctx, gcm, scen)
+                prod = project_products(forcing, ckpt, years=years, scenario=scen,
+                                        chunk_cells=cfg.projection.chunk_cells, batch_size=cfg.projection.batch_size)
+                write_products_netcdf(prod.compute(), target, scenario=scen, provenance={**prov, "gcm": gcm})
+            bar.advance(task)
+            out[f"{gcm}_{scen}"] = str(target.relative_to(ctx.run_dir))
+        for scen in cfg.projection.scenarios:
+            members = [xr.open_dataset(ctx.run_dir / "products" / f"{g}_{scen}.nc") for g in gcms]
+            ens = ensemble_products(members)
+            write_products_netcdf(ens, ctx.path("products", f"ensemble_{scen}.nc"), scenario=scen,
+                                  provenance={**prov, "gcms": ",".join(gcms), "ensemble": "mean of GCM members"})
+            for m in members:
+                m.close()
+            out[f"ensemble_{scen}"] = f"products/ensemble_{scen}.nc"
+    return out
+
+
+def ensemble_products(members: list[xr.Dataset]) -> xr.Dataset:
+    """Ensemble mean of magt/tmin/tmax/alt across GCMs with flags recomputed from the mean, plus magt spread."""
+    from .products import first_exceedance_year
+
+    stack = xr.concat([m[["magt", "tmin", "tmax", "alt"]] for m in members], dim="member")
+    mean = stack.mean("member")
+    nan = mean["magt"].isnull()
+
+    def flag(cond, long_name):
+        return cond.astype("int8").where(~nan, -1).astype("int8").assign_attrs(
+            long_name=long_name, flag_values=[-1, 0, 1], flag_meanings="nodata no yes")
+
+    out = mean.copy()
+    for v in ("magt", "tmin", "tmax", "alt"):
+        out[v].attrs = {**members[0][v].attrs, "cell_methods": "member: mean"}
+    out["magt_spread"] = stack["magt"].std("member").astype("float32").assign_attrs(
+        long_name="GCM ensemble standard deviation of mean annual ground temperature", units="degC")
+    out["exceeds_zero"] = flag(mean["magt"] > 0, "ensemble-mean MAGT above 0 °C")
+    out["thawed_year_round"] = flag(mean["tmin"] > 0, "ensemble-mean coldest month above 0 °C")
+    out["thaws_in_summer"] = flag(mean["tmax"] > 0, "ensemble-mean warmest month above 0 °C")
+    out["first_exceedance_year"] = first_exceedance_year(mean["magt"])
+    drop = [c for c in out.coords if c not in ("year", "depth", "latitude", "longitude")]
+    return out.drop_vars(drop)
+
+
+def stage_skill(ctx: Context) -> dict:
+    """Projection skill on the synthetic world: best model on bias-free scenario forcing vs the physics truth."""
+    if not ctx.synthetic:
+        return {"skipped": "no physics truth for real data"}
+    from .evaluation import projection_skill
+
+    cfg = ctx.cfg
+    best = json.loads((ctx.run_dir / "best_model.json").read_text())["model"]
+    w = ctx.world()
+    s = cfg.projection.skill_stride
+    rec = ctx.record().isel(latitude=slice(None, None, s), longitude=slice(None, None, s))
+    statics = ctx.statics().isel(latitude=slice(None, None, s), longitude=slice(None, None, s))
+    forcing, truth = {}, {}
+    for scen in cfg.projection.scenarios:
+        tr = xr.open_zarr(w.truth[scen], consolidated=False).isel(latitude=slice(None, None, s), longitude=slice(None, None, s))
+        hist = rec[["t2m", "tp"]].sel(time=slice(None, f"{HIST_END}-12-01"))
+        forcing[scen] = xr.merge([xr.concat([hist, tr[["t2m", "tp"]]], dim="time"), statics],
+                                 compat="override", join="left").load()
+        truth[scen] = tr[["stl1", "stl2", "stl3", "stl4"]].load()
+    table = projection_skill([ctx.run_dir / "checkpoints" / f"{best}.pt"], forcing, truth,
+                             years=range(HIST_END + 1, cfg.period.projection_end_year + 1))
+    table.to_csv(ctx.path("evaluation", "projection_skill.csv"), index=False)
+    return {"rows": len(table), "model": best, "cells_stride": s}
+
+
+def stage_rasters(ctx: Context) -> dict:
+    """COG GeoTIFFs per product × depth × scenario (bands = years) and per era, area CSV, exceedance GeoPackage."""
+    from .io.writers import exceedance_polygons, write_cog, write_exceedance_gpkg
+    from .products import area_exceeding_zero, era_summaries
+
+    cfg = ctx.cfg
+    dom = ctx.domain()
+    tables, gpkgs, n_files = [], [], 0
+    cog_products = {"magt": ("degC", False), "tmin": ("degC", False), "tmax": ("degC", False),
+                    "exceeds_zero": ("1", True), "thawed_year_round": ("1", True), "thaws_in_summer": ("1", True)}
+    depth_names = ("0-7cm", "7-28cm", "28-100cm", "100-289cm")
+    jobs = len(cfg.projection.scenarios)
+    with progress_bar(ctx.console) as bar:
+        task = bar.add_task("rasters", total=jobs)
+        for scen in cfg.projection.scenarios:
+            with xr.open_dataset(ctx.run_dir / "products" / f"ensemble_{scen}.nc") as prod:
+                prod = prod.load()
+            years = [str(y) for y in prod["year"].values]
+            kw = dict(domain=dom, crs=cfg.output.crs, resolution_m=cfg.output.resolution_m)
+            for name, (units, categorical) in cog_products.items():
+                for i, dn in enumerate(depth_names):
+                    da = prod[name].isel(depth=i).rename(year="band")
+                    if categorical:
+                        da = da.where(da >= 0)
+                    write_cog(da, ctx.path("rasters", scen, f"{name}_{dn}_{scen}.tif"), band_descriptions=years,
+                              units=units, categorical=categorical, **kw)
+                    n_files += 1
+            write_cog(prod["alt"].rename(year="band"), ctx.path("rasters", scen, f"alt_{scen}.tif"),
+                      band_descriptions=years, units="m", **kw)
+            for i, dn in enumerate(depth_names):
+                write_cog(prod["first_exceedance_year"].isel(depth=i), ctx.path("rasters", scen, f"first_exceedance_year_{dn}_{scen}.tif"),
+                          band_descriptions=["first year with lasting MAGT > 0 °C"], units="year", **kw)
+            n_files += 5
+            eras = era_summaries(prod)
+            eras.to_netcdf(ctx.path("rasters", scen, f"eras_{scen}.nc"))
+            for e in eras["era"].values:
+                for i, dn in enumerate(depth_names):
+                    write_cog(eras["magt"].sel(era=e).isel(depth=i), ctx.path("rasters", scen, "eras", f"magt_{dn}_{scen}_{e}.tif"),
+                              band_descriptions=[f"era-mean MAGT {e}"], units="degC", **kw)
+                    n_files += 1
+            tables.append(area_exceeding_zero(eras, dom.resolution, scen))
+            gdf = exceedance_polygons(eras, domain=dom, scenario=scen, resolution_m=cfg.output.resolution_m)
+            gpkgs.append(gdf)
+            bar.advance(task)
+    area = pd.concat(tables, ignore_index=True)
+    from .io.atomic import atomic_path
+
+    with atomic_path(ctx.path("area_above_0C.csv")) as tmp:
+        area.to_csv(tmp, index=False)
+    write_exceedance_gpkg(pd.concat(gpkgs, ignore_index=True).pipe(lambda d: __import__("geopandas").GeoDataFrame(d, crs="EPSG:3338")),
+                          ctx.path("rasters", "exceedance_polygons.gpkg"))
+    late = area[(area["era"] == "2071-2100")]
+    return {"cog_files": n_files, "area_2071_2100_km2": {f"{r.scenario}@{r.depth_m}m": r.area_above_0C_km2 for r in late.itertuples()}}
+
+
+def stage_maps(ctx: Context) -> dict:
+    """Exceedance maps per depth × scenario × era, MAGT and first-exceedance maps, and the overview."""
+    from .maps import DEPTH_LABELS, SCENARIO_LABELS, plot_exceedance, plot_first_exceedance, plot_magt, plot_overview
+
+    cfg = ctx.cfg
+    eras = {}
+    for scen in cfg.projection.scenarios:
+        with xr.open_dataset(ctx.run_dir / "rasters" / scen / f"eras_{scen}.nc") as e:
+            eras[scen] = e.load()
+    best = json.loads((ctx.run_dir / "best_model.json").read_text())["model"]
+    src = f"model {best} · {'synthetic Alaska' if ctx.synthetic else 'ERA5-Land'} · GCM ensemble mean"
+    n = 0
+    names = list(eras[cfg.projection.scenarios[0]]["era"].values)
+    total = len(cfg.projection.scenarios) * (len(names) * 4 + 2) + 1
+    with progress_bar(ctx.console) as bar:
+        task = bar.add_task("maps", total=total)
+        for scen, e in eras.items():
+            for era in names:
+                for i, dl in enumerate(DEPTH_LABELS):
+                    plot_exceedance(e["magt"].sel(era=era).isel(depth=i), ctx.path("maps", scen, f"exceedance_d{i + 1}_{era}.png"),
+                                    title=f"MAGT > 0 °C at {dl}, {SCENARIO_LABELS[scen]}, {era}", source=src)
+                    n += 1
+                    bar.advance(task)
+            plot_magt(e["magt"].sel(era=names[-1]).isel(depth=2), ctx.path("maps", scen, f"magt_d3_{names[-1]}.png"),
+                      title=f"Mean annual ground temperature, 28–100 cm, {SCENARIO_LABELS[scen]}, {names[-1]}", source=src)
+            with xr.open_dataset(ctx.run_dir / "products" / f"ensemble_{scen}.nc") as prod:
+                fey = prod["first_exceedance_year"].isel(depth=2).load()
+            plot_first_exceedance(fey, ctx.path("maps", scen, "first_exceedance_d3.png"),
+                                  title=f"First lasting exceedance of 0 °C, 28–100 cm, {SCENARIO_LABELS[scen]}", source=src)
+            n += 2
+            bar.advance(task, 2)
+        plot_overview(eras, ctx.path("maps", "overview.png"), source=src)
+        bar.advance(task)
+    return {"maps": n + 1}
+
+
+def stage_report(ctx: Context) -> dict:
+    from .report import write_report
+
+    paths = write_report(ctx)
+    return {"report": [str(p.relative_to(ctx.run_dir)) for p in paths]}
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
