@@ -147,7 +147,7 @@ class OutputConfig(_Strict):
     runs_dir: Path = Field(Path("runs"), description="parent folder of run directories")
     crs: Literal[3338, 4326] = Field(3338, description="EPSG code of the GeoTIFFs")
     resolution_m: float = Field(5000.0, gt=0, description="pixel size of EPSG:3338 rasters")
-    map_dpi: PosInt = Field(110, le=600, description="resolution of the PNG maps")
+    era_maps: bool = Field(True, description="draw an exceedance map per depth × scenario × era (32 maps by default)")
 
 
 class RunConfig(_Strict):

@@ -442,11 +442,12 @@ def stage_maps(ctx: Context) -> dict:
     src = f"model {best} · {'synthetic Alaska' if ctx.synthetic else 'ERA5-Land'} · GCM ensemble mean"
     n = 0
     names = list(eras[cfg.projection.scenarios[0]]["era"].values)
-    total = len(cfg.projection.scenarios) * (len(names) * 4 + 2) + 1
+    era_maps = names if cfg.output.era_maps else []
+    total = len(cfg.projection.scenarios) * (len(era_maps) * 4 + 2) + 1
     with progress_bar(ctx.console) as bar:
         task = bar.add_task("maps", total=total)
         for scen, e in eras.items():
-            for era in names:
+            for era in era_maps:
                 for i, dl in enumerate(DEPTH_LABELS):
                     plot_exceedance(e["magt"].sel(era=era).isel(depth=i), ctx.path("maps", scen, f"exceedance_d{i + 1}_{era}.png"),
                                     title=f"MAGT > 0 °C at {dl}, {SCENARIO_LABELS[scen]}, {era}", source=src)

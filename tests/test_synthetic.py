@@ -243,9 +243,6 @@ def test_forcing_independent_of_block_size(twin_worlds):
         np.testing.assert_array_equal(_record(root / "a")[v].values, _record(root / "b")[v].values)
 
 
-@pytest.mark.xfail(reason="geothaw.physics.solve_columns: columns sharing a full 64-column kernel block "
-                          "influence each other (reported to the lead); results should not depend on grouping",
-                   strict=False)
 def test_soil_independent_of_block_size(twin_worlds):
     _, root = twin_worlds
     for v in ("stl1", "stl4", "thaw_depth"):

@@ -144,37 +144,6 @@ def _unfrozen(temp: float, a: float, b: float) -> float:
 
 
 @nb.njit(inline="always", fastmath=_FASTMATH, error_model="numpy", cache=True)
-def _invert_enthalpy(h, guess, theta, a, b, c_t, c_f, t_cap):
-    """Temperature and unfrozen water for enthalpy ``h`` (J m-3); returns (T, theta_liquid).
-
-    Above 0 °C and between the cap point ``t_cap`` and 0 °C H is linear in T.  Below ``t_cap``
-    H = c_f T + L a (-T)^b is convex and increasing, so Newton started right of the root (at
-    min(guess, t_cap) when that is right of it) converges monotonically; 1–3 iterations suffice.
-    """
-    lat = LATENT_HEAT * theta
-    if h >= lat:
-        return (h - lat) / c_t, theta
-    t_lin = (h - lat) / c_f
-    if t_lin >= t_cap:
-        return t_lin, theta
-    t = guess if guess < t_cap else t_cap
-    for _ in range(8):
-        wu = _unfrozen(t, a, b)
-        f = c_f * t + LATENT_HEAT * wu - h
-        if f < 0.0:  # started left of the root: restart from the cap point (f > 0 there)
-            t = t_cap
-            wu = theta
-            f = c_f * t + lat - h
-        slope = c_f + LATENT_HEAT * b * wu / t
-        step = f / slope
-        t -= step
-        if step < 1e-7:
-            wu = wu - b * wu / t * step  # first-order update, no extra pow
-            return t, wu
-    return t, _unfrozen(t, a, b)
-
-
-@nb.njit(inline="always", fastmath=_FASTMATH, error_model="numpy", cache=True)
 def _enthalpy(temp, theta, a, b, c_t, c_f, t_cap):
     """Enthalpy of a node and its unfrozen water."""
     if temp >= 0.0:
@@ -426,13 +395,44 @@ def _frozen_row_sqrt(W, i):
 
 
 @nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _invert_frozen_safe(h, guess, a, b, c_f, t_cap):
+    """T and unfrozen water on the frozen branch (h below H(t_cap)), any b: bracketed Newton.
+
+    g(T) = c_f T + L a (-T)^b - h is increasing; g(t_cap) > 0 and g -> -inf as T -> -inf, so a bracket
+    is found by doubling and Newton steps that leave it are replaced by bisection (always converges).
+    """
+    hi = t_cap
+    lo = min(guess, t_cap)
+    for _ in range(60):
+        if c_f * lo + LATENT_HEAT * _unfrozen(lo, a, b) - h < 0.0:
+            break
+        lo = 2.0 * lo - 1.0
+    t = min(max(guess, lo), hi)
+    for _ in range(100):
+        wu = _unfrozen(t, a, b)
+        g = c_f * t + LATENT_HEAT * wu - h
+        if g > 0.0:
+            hi = t
+        else:
+            lo = t
+        t_new = t - g / (c_f + LATENT_HEAT * b * wu / t)
+        if not (lo < t_new < hi):
+            t_new = 0.5 * (lo + hi)
+        if abs(t_new - t) < 1e-11 * (1.0 + abs(t)) or hi - lo < 1e-11 * (1.0 + abs(t)):
+            t = t_new
+            break
+        t = t_new
+    return t, min(_unfrozen(t, a, b), 1.0)
+
+
+@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
 def _frozen_row_general(W, i):
-    """Scalar safeguarded frozen-branch inversion (any b) for the nodes of row i that need it."""
+    """Scalar bracketed frozen-branch inversion (any b) for the nodes of row i that need it."""
     for j in range(_BLOCK):
         if W[_c(_YNEED) + j] > 0.0:
-            t, w = _invert_enthalpy(
-                W[_o(_XH, i) + j], W[_o(_XG, i) + j], W[_o(_XTH, i) + j], W[_o(_XPA, i) + j], W[_o(_XPB, i) + j],
-                W[_o(_XCT, i) + j], W[_o(_XCF, i) + j], W[_o(_XTCAP, i) + j],
+            t, w = _invert_frozen_safe(
+                W[_o(_XH, i) + j], W[_o(_XG, i) + j], W[_o(_XPA, i) + j], W[_o(_XPB, i) + j],
+                W[_o(_XCF, i) + j], W[_o(_XTCAP, i) + j],
             )  # fmt: skip
             W[_o(_XT, i) + j] = t
             W[_o(_XWU, i) + j] = w
