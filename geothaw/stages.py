@@ -73,20 +73,26 @@ class Context:
             raise ConfigError("data.cmip5 lists no GCM files: projection needs at least one GCM")
         return self.cfg.data.cmip5
 
-    def record(self) -> xr.Dataset:
-        """The reanalysis record (lazy canonical dataset incl. invariants) on the run's domain."""
-        if "record" not in self._cache:
-            from .io.era5land import open_era5land
+    def open_inputs(self) -> xr.Dataset:
+        """The reanalysis record straight from the ERA5-Land files (lazy canonical dataset incl. invariants)."""
+        from .io.era5land import open_era5land
 
-            files, inv = self.era5_paths()
-            ds = open_era5land(files, self.domain(), invariants=inv or None)
-            p = self.cfg.period
-            ds = ds.sel(time=slice(f"{p.start_year}-01-01", f"{p.end_year}-12-01"))
-            # time in one chunk (windows and the snowpack run along it), space in blocks
-            ds = ds.chunk({"time": -1, "latitude": 64, "longitude": 64})
-            if self.synthetic:
-                ds = _add_soil_class(ds, self.world().statics)
-            self._cache["record"] = ds
+        files, inv = self.era5_paths()
+        ds = open_era5land(files, self.domain(), invariants=inv or None)
+        p = self.cfg.period
+        ds = ds.sel(time=slice(f"{p.start_year}-01-01", f"{p.end_year}-12-01"))
+        if self.synthetic:
+            ds = _add_soil_class(ds, self.world().statics)
+        return ds
+
+    def record(self) -> xr.Dataset:
+        """The reanalysis record from the run's input store (written once by the ``inputs`` stage): time in one
+        chunk (windows and the snowpack run along it), space in blocks, so any cell subset reads only its blocks."""
+        if "record" not in self._cache:
+            path = self.run_dir / "inputs" / "record.zarr"
+            if not path.exists():
+                raise InputDataError(f"input store {path} is missing; run the 'inputs' stage first")
+            self._cache["record"] = xr.open_zarr(path, consolidated=False)
         return self._cache["record"]
 
     def statics(self) -> xr.Dataset:
@@ -138,6 +144,29 @@ def stage_world(ctx: Context) -> dict:
         summary = build_world(ctx.cfg, ctx.world_dir(), progress=report)
     return {"world": str(ctx.world_dir()), "land_cells": summary.get("land_cells"),
             "build_seconds": round(summary.get("timings", {}).get("total_s", 0.0), 1)}
+
+
+def stage_inputs(ctx: Context) -> dict:
+    """Read the ERA5-Land files once into a canonical zarr store chunked for per-cell access."""
+    import shutil
+
+    ds = ctx.open_inputs()
+    n = 64
+    ds = ds.chunk({"time": -1, "latitude": n, "longitude": n})
+    for v in ds.variables.values():
+        v.encoding.clear()
+    final = ctx.path("inputs", "record.zarr")
+    tmp = final.with_name(".record.zarr.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with progress_bar(ctx.console) as bar:
+        task = bar.add_task("writing input store", total=1)
+        ds.to_zarr(tmp, mode="w", consolidated=False)
+        bar.advance(task)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)  # a directory store: rename makes it appear whole
+    ctx._cache.pop("record", None)
+    return {"variables": sorted(ds.data_vars), "months": int(ds.sizes["time"]),
+            "grid": [int(ds.sizes["latitude"]), int(ds.sizes["longitude"])]}
 
 
 def stage_train(ctx: Context) -> dict:
