@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .errors import GeothawError, StageNotBuiltError
+from .errors import GeothawError
 
 app = typer.Typer(
     name="geothaw",
@@ -73,10 +73,6 @@ def _load(config: Path | None, overrides: list[str] | None, quick: bool = False)
     from .config import load_config
 
     return load_config(config, overrides or [], base="quick" if quick else "alaska")
-
-
-def _not_built(stage: str, issue: str) -> None:
-    raise StageNotBuiltError(f"'{stage}' is not built yet in geothaw {__version__} ({issue}); nothing was done")
 
 
 @command()
@@ -157,9 +153,20 @@ def maps(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False)
 
 
 @command("validate-site")
-def validate_site(site: Annotated[str, typer.Argument(help="site name or folder")] = "") -> None:
-    """Score the models and the physics against in-situ soil temperatures at a site."""
-    _not_built("validate-site", "Real-site validation issue")
+def validate_site(
+    sites: Annotated[Optional[list[str]], typer.Argument(help="site names (default: all): gsm1 gsm3 gsm4 toolik_mat89 toolik_historic")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="run directory whose checkpoints/*.pt are scored")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for scores, monthly series and plots")] = Path("site_validation"),
+    data_dir: Annotated[Optional[Path], typer.Option("--data", help="in-situ data folder (default: $GEOTHAW_SITE_DATA or ../shared/data)")] = None,
+    physics_only: Annotated[bool, typer.Option("--physics-only", help="score only the physics solver")] = False,
+) -> None:
+    """Score the trained models and the physics solver against in-situ soil temperatures at real sites."""
+    from .validation import results_table, validate_sites
+
+    scores = validate_sites(sites or None, None if physics_only else run_dir, out_dir, data_dir=data_dir,
+                            require_checkpoints=not physics_only)
+    out.print(results_table(scores))
+    out.print(f"scores, monthly series and plots in {out_dir}")
 
 
 def entrypoint() -> None:

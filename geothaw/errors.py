@@ -15,9 +15,5 @@ class InputDataError(GeothawError, ValueError):
     """An input file is unreadable or does not satisfy the canonical-dataset contract."""
 
 
-class StageNotBuiltError(GeothawError):
-    """A pipeline stage that this version of geothaw does not implement yet."""
-
-
 class CheckpointError(GeothawError):
     """A checkpoint is missing, corrupt, or not a plain ``state_dict`` (e.g. a pickled object)."""

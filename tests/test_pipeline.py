@@ -1,0 +1,125 @@
+"""The main job end to end on a tiny configuration: outputs, caching, kill -9 and resume, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import rasterio
+import xarray as xr
+
+TINY = Path(__file__).parent / "configs" / "tiny.yaml"
+
+
+def _cmd(runs: Path, worlds: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "geothaw", "run", "--config", str(TINY), "--set", f"output.runs_dir={runs}",
+            "--set", f"data.synthetic.out_dir={worlds}", *extra]
+
+
+def _digest(run_dir: Path) -> dict[str, str]:
+    """Hashes of every raster and products file (the outputs that must be byte-identical)."""
+    out = {}
+    for p in sorted(run_dir.rglob("*")):
+        if p.suffix in (".tif", ".nc") and "inputs" not in p.parts:
+            out[str(p.relative_to(run_dir))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pipeline")
+    proc = subprocess.run(_cmd(base / "runs", base / "worlds"), capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return base, base / "runs" / "tiny", proc.stdout
+
+
+def test_run_writes_every_product(finished_run):
+    from rio_cogeo.cogeo import cog_validate
+
+    _, run, stdout = finished_run
+    assert "geothaw run 'tiny'" in stdout  # the final summary table
+    for rel in ("config.yaml", "versions.json", "report.md", "report.html", "area_above_0C.csv", "best_model.json",
+                "maps/overview.png", "evaluation/metrics.csv", "evaluation/projection_skill.csv",
+                "products/ensemble_rcp85.nc", "rasters/exceedance_polygons.gpkg"):
+        assert (run / rel).exists(), rel
+    cog = run / "rasters" / "rcp85" / "magt_28-100cm_rcp85.tif"
+    assert cog_validate(str(cog))[0]
+    with rasterio.open(cog) as src:
+        assert src.crs.to_epsg() == 3338 and src.descriptions[0] == "1985" and src.count == 2100 - 1985 + 1
+    with xr.open_dataset(run / "products" / "ensemble_rcp85.nc") as ds:
+        assert ds["magt"].dims == ("year", "depth", "latitude", "longitude")
+        assert float(ds["magt"].notnull().mean()) > 0.5
+    report = (run / "report.md").read_text()
+    assert "Model comparison" in report and "Area with mean annual ground temperature" in report
+
+
+def test_rerun_of_finished_run_does_nothing(finished_run):
+    base, run, _ = finished_run
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*.tif")}
+    proc = subprocess.run(_cmd(base / "runs", base / "worlds"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0
+    assert proc.stdout.count("cached") >= 10
+    assert before == {p: p.stat().st_mtime_ns for p in run.rglob("*.tif")}
+
+
+def test_kill_9_then_resume_gives_byte_identical_outputs(finished_run, tmp_path):
+    """Same seed → identical rasters, even when the run is killed with SIGKILL half-way and resumed."""
+    base, ref_run, _ = finished_run
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(_cmd(runs, base / "worlds"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    marker = runs / "tiny" / "stages" / "train.json"
+    deadline = time.time() + 900
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), "the run never reached the train stage"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (runs / "tiny" / "stages" / "report.json").exists()
+    resumed = subprocess.run(_cmd(runs, base / "worlds"), capture_output=True, text=True, timeout=1200)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "train: cached" in resumed.stdout
+    ref, got = _digest(ref_run), _digest(runs / "tiny")
+    assert ref.keys() == got.keys() and len(ref) > 50
+    assert ref == got
+
+
+def test_corrupt_stage_marker_reruns_that_stage(finished_run):
+    base, run, _ = finished_run
+    marker = run / "stages" / "report.json"
+    marker.write_text("{not json")
+    proc = subprocess.run(_cmd(base / "runs", base / "worlds"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "▶ report" in proc.stdout
+    assert json.loads(marker.read_text())["summary"]["report"]
+
+
+def test_missing_input_files_fail_in_one_line(tmp_path):
+    cfg = tmp_path / "real.yaml"
+    cfg.write_text("data:\n  source: files\n  era5land: [nowhere/era5_*.nc]\n")
+    proc = subprocess.run([sys.executable, "-m", "geothaw", "run", "--config", str(cfg)], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    assert lines == ["error: invalid config value for 'data': file not found: nowhere/era5_*.nc"], lines
+    assert not (tmp_path / "runs").exists()
+
+
+def test_read_only_output_directory_fails_cleanly(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root); permissions cannot be tested")
+        proc = subprocess.run([sys.executable, "-m", "geothaw", "run", "--config", str(TINY), "--set",
+                               f"output.runs_dir={ro}"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and "not writable" in proc.stdout + proc.stderr
+    finally:
+        ro.chmod(0o755)
