@@ -46,3 +46,27 @@ def test_unbuilt_or_bad_stage_requests_fail_cleanly(tmp_path):
 def test_console_script_entrypoint():
     proc = subprocess.run([sys.executable, "-m", "geothaw", "--version"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_download_dry_run_prints_requests_and_writes_them(tmp_path):
+    result = runner.invoke(app, ["download", "--dry-run", "--out", str(tmp_path), "--set", "period.start_year=2000",
+                                 "--set", "period.end_year=2001"])
+    assert result.exit_code == 0, result.output
+    assert "reanalysis-era5-land-monthly-means" in result.output and "2m_temperature" in result.output
+    written = sorted(p.name for p in (tmp_path / "requests").glob("*.json"))
+    assert len(written) >= 2
+
+
+def test_download_without_credentials_fails_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = runner.invoke(app, ["download", "--out", str(tmp_path / "dl"), "--set", "period.start_year=2000",
+                                 "--set", "period.end_year=2001"])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and ".cdsapirc" in lines[0]
+
+
+def test_validate_site_without_data_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["validate-site", "--physics-only", "--data", str(tmp_path / "none"),
+                                 "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.output.startswith("error:")
