@@ -163,8 +163,14 @@ class RunConfig(_Strict):
     output: OutputConfig = OutputConfig()
 
     def hash(self, *sections: str) -> str:
-        """Stable short hash of the whole config or of some sections (stage caching keys)."""
+        """Stable short hash of the whole config or of some sections (stage caching keys, provenance).
+
+        Where outputs go (``output.runs_dir``, ``data.synthetic.out_dir``) is not part of what is computed, so it
+        is left out: the same run in another folder has the same hash and identical files.
+        """
         data = self.model_dump(mode="json")
+        data["output"].pop("runs_dir", None)
+        data["data"]["synthetic"].pop("out_dir", None)
         if sections:
             data = {s: data[s] for s in sections}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
