@@ -50,7 +50,7 @@ def test_every_model_constructs_and_outputs_b_12_4(name):
 def test_architectures_share_input_layer_and_head(name):
     model = build_model(name, SPEC)
     assert isinstance(model.input_layer, InputLayer) and isinstance(model.head, OutputHead)
-    assert model.module_parts == ("input_layer", "core", "head")
+    assert model.module_parts == ("input_layer", "core", "head", "linear_response")
     # Same shapes for the shared parts, so they could even be transferred between architectures.
     ref = build_model("gru", SPEC)
     assert {k: v.shape for k, v in model.input_layer.state_dict().items()} == \
@@ -95,3 +95,24 @@ def test_ridge_recovers_a_linear_map():
     model = build_model("linear", spec).fit(batch)
     pred = model({k: torch.as_tensor(v) for k, v in batch.items()})["y_hat"].numpy()
     np.testing.assert_allclose(pred, batch["target"], atol=1e-3)
+
+
+def test_linear_response_keeps_growing_beyond_the_training_range():
+    """Far outside the training range the saturating network flattens out; the linear path keeps the
+    response to a warmer window proportional, which is what lets scenarios diverge."""
+    torch.manual_seed(0)
+    model = build_model("gru", SPEC).eval()
+    batch = {"dynamic": torch.zeros(1, SPEC.window_months, SPEC.n_dynamic), "static": torch.zeros(1, SPEC.n_static),
+             "band": torch.zeros(1, dtype=torch.long)}
+    with torch.no_grad():
+        model.linear_response.proj.weight.zero_()
+        model.linear_response.proj.weight[:, 0] = 0.1  # respond to the first dynamic channel at the first step
+        model.linear_response.proj.bias.zero_()
+        outs = []
+        for shift in (20.0, 40.0, 60.0):
+            b = dict(batch, dynamic=batch["dynamic"].clone())
+            b["dynamic"][..., 0] = shift
+            outs.append(model(b)["y_hat"])
+    step1, step2 = outs[1] - outs[0], outs[2] - outs[1]
+    assert torch.allclose(step1, step2, atol=0.05)  # the network part has (nearly) saturated; the rest is linear
+    assert float(step1.mean()) == pytest.approx(2.0, rel=0.02)

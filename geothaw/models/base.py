@@ -66,6 +66,25 @@ class OutputHead(nn.Module):
         return self.net(h[:, -N_MONTHS:, :])
 
 
+class LinearResponse(nn.Module):
+    """A linear map from the whole input window + statics to the 12 × 4 outputs, added to the network's output.
+
+    Soil temperature responds almost linearly to air temperature outside the freeze–thaw range, but a network
+    with saturating units flattens out beyond the training range: without this path the nets reproduced the
+    source paper's failure (RCP8.5 − RCP4.5 2071–2100 soil divergence ≈ 0 °C against ≈ 1.6 °C in the physics).
+    The network then learns only the nonlinear remainder (snow, zero curtain).
+    """
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.proj = nn.Linear(spec.window_months * spec.n_dynamic + spec.n_static, N_MONTHS * N_DEPTHS)
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        dyn = batch["dynamic"]
+        flat = torch.cat([dyn.reshape(dyn.shape[0], -1), batch["static"]], dim=-1)
+        return self.proj(flat).view(-1, N_MONTHS, N_DEPTHS)
+
+
 class BaseModel(nn.Module):
     """Base of the sequence models. Subclasses set ``self.core`` (``[B, T, H] → [B, T, H]``) only.
 
@@ -76,7 +95,7 @@ class BaseModel(nn.Module):
     kind: str = "neural"
     bidirectional: bool = False
     uses_static: bool = True
-    module_parts: tuple[str, ...] = ("input_layer", "core", "head")
+    module_parts: tuple[str, ...] = ("input_layer", "core", "head", "linear_response")
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -84,7 +103,8 @@ class BaseModel(nn.Module):
         self.input_layer = InputLayer(spec)
         self.core: nn.Module = nn.Identity()
         self.head = OutputHead(spec.hidden_size, spec.dropout)
+        self.linear_response = LinearResponse(spec)
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         x = self.input_layer(batch)
-        return {"y_hat": self.head(self.core(x))}
+        return {"y_hat": self.head(self.core(x)) + self.linear_response(batch)}
