@@ -51,9 +51,9 @@ def build_markdown(ctx) -> str:
     run_dir: Path = ctx.run_dir
     cfg = ctx.cfg
     best = json.loads((run_dir / "best_model.json").read_text())["model"] if (run_dir / "best_model.json").exists() else "?"
-    stages = {}
-    for p in sorted((run_dir / "stages").glob("*.json")):
-        stages[p.stem] = json.loads(p.read_text())["summary"]
+    from .pipeline import _read_marker
+
+    stages = {p.stem: m["summary"] for p in sorted((run_dir / "stages").glob("*.json")) if (m := _read_marker(p))}
     lines = [f"# geothaw run report: {cfg.name}", "",
              f"Inputs: {'embedded physics-grounded synthetic Alaska' if ctx.synthetic else 'ERA5-Land + CMIP5 files'}; "
              f"grid {stages.get('domain', {}).get('grid', '?')}, {stages.get('domain', {}).get('land_cells', '?')} land cells; "

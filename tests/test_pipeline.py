@@ -24,11 +24,12 @@ def _cmd(runs: Path, worlds: Path, *extra: str) -> list[str]:
 
 
 def _digest(run_dir: Path) -> dict[str, str]:
-    """Hashes of every raster and products file (the outputs that must be byte-identical)."""
+    """Hashes of every GeoTIFF, GeoPackage and products NetCDF (the outputs that must be byte-identical)."""
     out = {}
-    for p in sorted(run_dir.rglob("*")):
-        if p.suffix in (".tif", ".nc") and "inputs" not in p.parts:
-            out[str(p.relative_to(run_dir))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    for folder in ("rasters", "products"):
+        for p in sorted((run_dir / folder).rglob("*")):
+            if p.suffix in (".tif", ".nc", ".gpkg"):
+                out[str(p.relative_to(run_dir))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
 
