@@ -124,3 +124,16 @@ def test_read_only_output_directory_fails_cleanly(tmp_path):
         assert proc.returncode == 1 and "not writable" in proc.stdout + proc.stderr
     finally:
         ro.chmod(0o755)
+
+
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_spatial_analysis.ipynb"])
+def test_notebooks_execute_on_a_finished_run(finished_run, name, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    _, run, _ = finished_run
+    monkeypatch.setenv("GEOTHAW_RUN_DIR", str(run))
+    nb = nbformat.read(Path(__file__).parents[1] / "notebooks" / name, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
