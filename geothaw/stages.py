@@ -339,6 +339,8 @@ def stage_project(ctx: Context) -> dict:
                 forcing = scenario_forcing(ctx, gcm, scen)
                 prod = project_products(forcing, ckpt, years=years, scenario=scen,
                                         chunk_cells=cfg.projection.chunk_cells, batch_size=cfg.projection.batch_size)
+                # computed before writing: a dask-streamed NetCDF lands its HDF5 chunks in completion order, so the
+                # bytes would differ between runs; the yearly products of one GCM × scenario fit in memory.
                 write_products_netcdf(prod.compute(), target, scenario=scen, provenance={**prov, "gcm": gcm})
             bar.advance(task)
             out[f"{gcm}_{scen}"] = str(target.relative_to(ctx.run_dir))
@@ -418,8 +420,8 @@ def stage_rasters(ctx: Context) -> dict:
     with progress_bar(ctx.console) as bar:
         task = bar.add_task("rasters", total=jobs)
         for scen in cfg.projection.scenarios:
-            with xr.open_dataset(ctx.run_dir / "products" / f"ensemble_{scen}.nc") as prod:
-                prod = prod.load()
+            # lazily indexed: each COG reads only its product × depth slice
+            prod = xr.open_dataset(ctx.run_dir / "products" / f"ensemble_{scen}.nc")
             years = [str(y) for y in prod["year"].values]
             kw = dict(domain=dom, crs=cfg.output.crs, resolution_m=cfg.output.resolution_m)
             for name, (units, categorical) in cog_products.items():
@@ -446,6 +448,7 @@ def stage_rasters(ctx: Context) -> dict:
             tables.append(area_exceeding_zero(eras, dom.resolution, scen))
             gdf = exceedance_polygons(eras, domain=dom, scenario=scen, resolution_m=cfg.output.resolution_m)
             gpkgs.append(gdf)
+            prod.close()
             bar.advance(task)
     area = pd.concat(tables, ignore_index=True)
     from .io.atomic import atomic_path

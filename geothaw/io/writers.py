@@ -167,9 +167,23 @@ def exceedance_polygons(eras: xr.Dataset, *, domain: Domain, scenario: str, reso
     return gdf
 
 
+GPKG_FIXED_DATE = "2000-01-01T00:00:00.000Z"
+
+
 def write_exceedance_gpkg(gdf, path: str | Path, layer: str = "exceedance") -> Path:
-    """Write exceedance polygons to a GeoPackage atomically."""
-    with atomic_path(path, suffix=".gpkg") as tmp:
-        tmp.unlink()  # GDAL refuses to create a GeoPackage over an existing empty file
-        gdf.to_file(tmp, layer=layer, driver="GPKG")
+    """Write exceedance polygons to a GeoPackage atomically.
+
+    GDAL stamps ``gpkg_contents.last_change`` with the wall clock; a fixed ``OGR_CURRENT_DATE`` keeps the file
+    byte-identical between runs (same seed → same bytes, also after a resumed run).
+    """
+    import pyogrio
+
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": GPKG_FIXED_DATE})
+    try:
+        with atomic_path(path, suffix=".gpkg") as tmp:
+            tmp.unlink()  # GDAL refuses to create a GeoPackage over an existing empty file
+            gdf.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
     return Path(path)
