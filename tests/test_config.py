@@ -67,3 +67,12 @@ def test_config_hash_is_stable_and_sensitive():
     assert a.hash() == b.hash()
     assert a.hash("domain") == validate_config({"training": {"epochs": 2}}).hash("domain")
     assert a.hash("training") != validate_config({"training": {"epochs": 2}}).hash("training")
+
+
+def test_config_reference_doc_is_current():
+    from pathlib import Path
+
+    from geothaw.config import config_reference
+
+    doc = Path(__file__).parents[1] / "docs" / "config.md"
+    assert doc.read_text().strip() == config_reference().strip(), "regenerate: python -m geothaw.config > docs/config.md"
