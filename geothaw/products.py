@@ -35,10 +35,8 @@ def to_year_month(monthly: xr.DataArray) -> xr.DataArray:
     if n % 12 or int(monthly["time"].dt.month[0]) != 1:
         raise ValueError(f"monthly soil temperature must cover whole calendar years (got {n} months)")
     years = monthly["time"].dt.year.values[::12]
-    data = monthly.data.reshape((n // 12, 12) + monthly.shape[1:]) if monthly.get_axis_num("time") == 0 else None
-    if data is None:
-        monthly = monthly.transpose("time", ...)
-        data = monthly.data.reshape((n // 12, 12) + monthly.shape[1:])
+    monthly = monthly.transpose("time", ...)
+    data = monthly.data.reshape((n // 12, 12) + monthly.shape[1:])
     dims = ("year", "month") + monthly.dims[1:]
     coords = {k: v for k, v in monthly.coords.items() if "time" not in v.dims}
     return xr.DataArray(data, dims=dims, coords={**coords, "year": years, "month": np.arange(1, 13)},

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .config import RunConfig
 from .domain import Domain
 from .errors import ConfigError, InputDataError
-from .io.atomic import write_text_atomic
+from .io.atomic import atomic_path, write_text_atomic
 
 HIST_END = 2005  # CMIP5 historical runs end in December 2005; RCPs start in January 2006
 STATIC_VARS = ("elevation", "slt", "lsm", "z", "swvl1", "swvl2", "swvl3", "swvl4")
@@ -126,10 +126,7 @@ def _add_soil_class(ds: xr.Dataset, statics_path: Path) -> xr.Dataset:
 # ---- stages --------------------------------------------------------------------------------------------
 def stage_world(ctx: Context) -> dict:
     """Build (or reuse) the physics-grounded synthetic Alaska in ERA5-Land and CMIP5 formats."""
-    if not ctx.synthetic:
-        missing = [p for p in ctx.era5_paths()[0] if not any(Path().glob(str(p))) and not Path(p).exists()]
-        if missing:
-            raise InputDataError(f"ERA5-Land file not found: {missing[0]}")
+    if not ctx.synthetic:  # the config already checked that the files exist
         return {"source": "files", "era5land_files": len(ctx.era5_paths()[0])}
     from .synthetic import build_world
 
@@ -407,6 +404,8 @@ def stage_skill(ctx: Context) -> dict:
 
 def stage_rasters(ctx: Context) -> dict:
     """COG GeoTIFFs per product × depth × scenario (bands = years) and per era, area CSV, exceedance GeoPackage."""
+    import geopandas as gpd
+
     from .io.writers import exceedance_polygons, write_cog, write_exceedance_gpkg
     from .products import area_exceeding_zero, era_summaries
 
@@ -451,11 +450,9 @@ def stage_rasters(ctx: Context) -> dict:
             prod.close()
             bar.advance(task)
     area = pd.concat(tables, ignore_index=True)
-    from .io.atomic import atomic_path
-
     with atomic_path(ctx.path("area_above_0C.csv")) as tmp:
         area.to_csv(tmp, index=False)
-    write_exceedance_gpkg(pd.concat(gpkgs, ignore_index=True).pipe(lambda d: __import__("geopandas").GeoDataFrame(d, crs="EPSG:3338")),
+    write_exceedance_gpkg(gpd.GeoDataFrame(pd.concat(gpkgs, ignore_index=True), crs="EPSG:3338"),
                           ctx.path("rasters", "exceedance_polygons.gpkg"))
     late = area[(area["era"] == "2071-2100")]
     return {"cog_files": n_files, "area_2071_2100_km2": {f"{r.scenario}@{r.depth_m}m": r.area_above_0C_km2 for r in late.itertuples()}}
