@@ -55,7 +55,7 @@ class SyntheticConfig(_Strict):
     out_dir: Path = Field(Path("data/synthetic"), description="where synthetic worlds are built (one folder per world hash, reused)")
     gcms: list[str] = Field(["SYN-ESM-A", "SYN-ESM-B"], min_length=1, description="synthetic GCM names")
     spinup_years: int = Field(20, ge=0, description="physics spin-up years before the first output year")
-    dt_days: float = Field(1.0, gt=0, le=2.0, description="physics solver time step, days")
+    dt_days: float = Field(1.0, gt=0, le=5.0, description="physics solver time step, days")
 
 
 class DataConfig(_Strict):
