@@ -244,9 +244,11 @@ def test_forcing_independent_of_block_size(twin_worlds):
 
 
 def test_soil_independent_of_block_size(twin_worlds):
+    # A block whose soils all have b = -1/2 inverts the frozen branch by a cubic, a mixed block by a
+    # power-law Newton: both converge to ~1e-9 K, so grouping may move the last bits, nothing more.
     _, root = twin_worlds
     for v in ("stl1", "stl4", "thaw_depth"):
-        np.testing.assert_array_equal(_record(root / "a")[v].values, _record(root / "b")[v].values)
+        np.testing.assert_allclose(_record(root / "a")[v].values, _record(root / "b")[v].values, rtol=0, atol=1e-6)
 
 
 def test_rerun_is_noop_and_config_change_refused(world):

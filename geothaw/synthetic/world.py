@@ -267,7 +267,8 @@ def build_world(cfg, out_dir: str | Path, *, progress: Progress | None = None, b
     """Build (or resume) the synthetic world for ``cfg`` under ``out_dir``; a no-op when already complete.
 
     Returns a summary dict (paths, sizes, timings). Deterministic for ``cfg.seed``; results do not depend
-    on ``block_cells`` (every cell's weather and physics are independent of how cells are grouped).
+    on ``block_cells`` beyond ~1e-9 K (every cell's weather and physics are independent of how cells are
+    grouped; only the frozen-branch inversion method can differ per block, see ``physics.heat``).
     """
     from .statics import build_statics
 
