@@ -111,7 +111,7 @@ def site_soil_properties(site: SiteData):
         k_thawed=cp["k_thawed"], k_frozen=cp["k_frozen"], c_thawed=cp["c_thawed"], c_frozen=cp["c_frozen"],
         water_content=cp["water_content"], unfrozen_a=cp["unfrozen_a"], unfrozen_b=cp["unfrozen_b"],
         organic_thickness=cp["organic_thickness"], bedrock_depth=cp["bedrock_depth"], geothermal_flux=0.055,
-        n_factor_thaw=0.85 if site.forest else 1.0, **peat_properties(),
+        n_factor_thaw=0.75 if site.forest else 1.0, **peat_properties(),
     )
 
 

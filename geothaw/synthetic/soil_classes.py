@@ -39,8 +39,8 @@ class GroundClass:
 CLASSES: tuple[GroundClass, ...] = (
     GroundClass(1, "bedrock", "sand", 0.08, 0.35, 0.02, -0.6, 0.02, 0.8, 1),
     GroundClass(2, "coarse_alluvium", "sand", 0.25, 0.40, 0.02, -0.6, 0.05, np.inf, 2),
-    GroundClass(3, "silt_loess", "silt", 0.38, 0.48, 0.05, -0.5, 0.10, np.inf, 3),
-    GroundClass(4, "organic_peat", "silt", 0.48, 0.52, 0.05, -0.5, 0.30, np.inf, 6),
+    GroundClass(3, "silt_loess", "silt", 0.38, 0.48, 0.05, -0.5, 0.15, np.inf, 3),
+    GroundClass(4, "organic_peat", "silt", 0.48, 0.52, 0.05, -0.5, 0.60, np.inf, 6),  # lowland moss + peat
     GroundClass(5, "fine_glaciolacustrine", "clay", 0.42, 0.50, 0.10, -0.4, 0.08, np.inf, 4),
 )
 CLASS_NAMES = {c.code: c.name for c in CLASSES}

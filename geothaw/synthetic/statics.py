@@ -197,7 +197,7 @@ def build_statics(domain: Domain, seed: int) -> xr.Dataset:
     # within-class variability: wetter/drier ground, thicker organic mats northward (tundra)
     water_scale = 1.0 + 0.12 * random_fourier_field(x, y, 60.0, seed + 21)
     tundra = np.clip((lat2 - 66.0) / 3.0, 0.0, 1.0)
-    organic_scale = (1.0 + 0.9 * tundra) * (1.0 + 0.25 * random_fourier_field(x, y, 80.0, seed + 22))
+    organic_scale = (1.0 + 0.5 * tundra) * (1.0 + 0.25 * random_fourier_field(x, y, 80.0, seed + 22))
     props = class_properties(cls, np.clip(water_scale, 0.7, 1.3), np.clip(organic_scale, 0.3, 2.5))
     volcanic = np.exp(-0.5 * (np.minimum(*[polyline_distance(x, y, *_xy(RIDGES[k]))[0]
                                            for k in ("aleutian_islands", "aleutian_range")]) / 60.0) ** 2)
@@ -206,7 +206,7 @@ def build_statics(domain: Domain, seed: int) -> xr.Dataset:
     qgeo = 0.055 + 0.03 * volcanic + 0.006 * random_fourier_field(x, y, 300.0, seed + 23)
     # boreal forest shades summer ground (n-factor < 1); tundra north of the tree line or above it does not
     forest = (lat2 < 67.6) & (elev < 750.0) & (m_open < 0.55) & ~((lon2 < 198.0) & (lat2 > 59.5))
-    n_thaw = np.where(forest, 0.85, 1.0)
+    n_thaw = np.where(forest, 0.75, 1.0)  # Klene et al. / Kade et al.: boreal summer n-factors 0.6-0.9
 
     coords = domain.coords()
     dims = ("latitude", "longitude")

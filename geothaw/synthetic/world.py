@@ -102,7 +102,7 @@ def world_hash(cfg) -> str:
     d = cfg.model_dump(mode="json")
     synthetic = {k: v for k, v in d["data"]["synthetic"].items() if k != "out_dir"}  # where, not what
     key = {"seed": d["seed"], "domain": d["domain"], "period": d["period"], "synthetic": synthetic,
-           "scenarios": _scenarios(cfg), "version": 1}
+           "scenarios": _scenarios(cfg), "version": 2}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
