@@ -33,7 +33,7 @@ from .canonical import (
     Piece,
     _norm_units,
     check_months_unique,
-    check_not_all_nan,
+    check_pieces_not_all_nan,
     combine_pieces,
     expand_paths,
     fail,
@@ -270,8 +270,7 @@ def open_cmip5(
     readers = (EsgfReader(variables=tuple(variables)), SnapReader())
     pieces, domain = open_pieces(files, readers, domain)
     label = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} files)"
-    for p in pieces:
-        check_not_all_nan(p)
+    check_pieces_not_all_nan(pieces, reading)
     for key in ("gcm", "scenario"):
         values = sorted({str(p.attrs[key]) for p in pieces})
         if len(values) > 1:

@@ -34,7 +34,7 @@ from .canonical import (
     PathLike,
     Piece,
     check_months_unique,
-    check_not_all_nan,
+    check_pieces_not_all_nan,
     combine_pieces,
     convert_units,
     expand_paths,
@@ -250,9 +250,7 @@ def open_era5land(
     pieces, domain = open_pieces([*files, *inv_files], READERS, domain)
     closers = [p.close for p in pieces if p.close]
     try:
-        for p in pieces:
-            with reading(p.source):
-                check_not_all_nan(p)
+        check_pieces_not_all_nan(pieces, reading)
         ds = combine_pieces(pieces)
         data_label = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} files)"
         dynamic = [n for n in ds.data_vars if "time" in ds[n].dims]
