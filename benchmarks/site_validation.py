@@ -81,8 +81,9 @@ def main() -> None:
     meets = bool(best is not None and (best_rmse.reindex(columns=["stl1", "stl2", "stl3"]) <= TARGET_RMSE).all().all()
                  and set(best_rmse.index) == set(GOLDSTREAM_SITES))
     result = {
-        "command": "python benchmarks/site_validation.py" + (f" --run-dir {args.run_dir}" if args.run_dir else ""),
-        "run_dir": str(args.run_dir) if args.run_dir else None,
+        # only the run's name goes into the committed files (no paths of the machine that ran it)
+        "command": "python benchmarks/site_validation.py" + (f" --run-dir runs/{Path(args.run_dir).name}" if args.run_dir else ""),
+        "run_dir": f"runs/{Path(args.run_dir).name}" if args.run_dir else None,
         "checkpoints": [p.name for p in cks],
         "mode": "models + physics" if cks else "physics only (no checkpoints found)",
         "sites": sorted(set(scores["site"])),
