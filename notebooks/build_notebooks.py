@@ -15,7 +15,7 @@ import xarray as xr
 from geothaw.config import load_config
 from geothaw.pipeline import run_pipeline
 
-# Use an existing run (GEOTHAW_RUN_DIR) or run the quick pipeline here (a coarse 0.5° world; minutes).
+# Use an existing run (GEOTHAW_RUN_DIR) or run the quick pipeline here (a coarse 1° world; minutes).
 run_dir = os.environ.get("GEOTHAW_RUN_DIR")
 if run_dir is None:
     cfg = load_config(base="quick")

@@ -10,7 +10,7 @@ def test_packaged_defaults_load():
     assert cfg.domain.resolution == 0.1
     assert cfg.period.start_year == 1950 and cfg.period.projection_end_year == 2100
     quick = load_config(base="quick")
-    assert quick.name == "quick" and quick.data.synthetic.coarsen == 5
+    assert quick.name == "quick" and quick.data.synthetic.coarsen == 10
     # quick only overrides some keys; the rest come from alaska.yaml
     assert quick.projection.scenarios == ["rcp45", "rcp85"]
 

@@ -36,9 +36,22 @@ def _digest(run_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
-    proc = subprocess.run(_cmd(base / "runs", base / "worlds"), capture_output=True, text=True, timeout=1200)
+    # --quick as in the README: the quick defaults, here overridden by the tiny config's domain and sizes
+    proc = subprocess.run(_cmd(base / "runs", base / "worlds", "--quick"), capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return base, base / "runs" / "tiny", proc.stdout
+
+
+def test_synth_command_reuses_the_built_world(finished_run):
+    base, _, _ = finished_run
+    cmd = [sys.executable, "-m", "geothaw", "synth", "--quick", "--config", str(TINY), "--set",
+           f"output.runs_dir={base / 'runs_synth'}", "--set", f"data.synthetic.out_dir={base / 'worlds'}"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "world" in proc.stdout and time.perf_counter() - t0 < 120  # found complete: nothing rebuilt
+    worlds = list((base / "worlds").glob("world-*"))
+    assert len(worlds) == 1 and (worlds[0] / "world.json").exists()
 
 
 def test_run_writes_every_product(finished_run):
