@@ -301,3 +301,17 @@ def test_interior_snow_realistic(world):
     i, j = _cell(st, 156.8, 71.3)
     rho = float(rec["rsn"][:, i, j].sel(time=rec["time.month"] == 3).mean())
     assert rho > 250.0, rho
+
+
+def test_plausibility_report_matches_the_pattern(world):
+    from geothaw.synthetic.plausibility import world_plausibility
+
+    _, out, _ = world
+    rep = world_plausibility(out, years=10)
+    reg = rep["regions"]
+    assert reg["north_slope"]["permafrost_fraction"] > 0.8
+    assert reg["south_coast"]["permafrost_fraction"] < 0.2
+    assert 0.2 < reg["north_slope"]["alt_median_m_where_permafrost"] < 1.2
+    hr = reg["north_slope"]["annual_half_range_c"]
+    assert hr["t2m"] > hr["stl1"] > hr["stl4"] > 0
+    assert 0.0 <= rep["land_permafrost_fraction"] <= 1.0
