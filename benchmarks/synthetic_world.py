@@ -25,6 +25,7 @@ from geothaw.config import load_config
 from geothaw.synthetic import world as W
 from geothaw.synthetic.era5_format import ERA5_FIELDS, write_era5_year
 from geothaw.synthetic.gcm import build_gcm
+from geothaw.synthetic.plausibility import world_plausibility
 from geothaw.synthetic.statics import build_statics
 
 HERE = Path(__file__).parent
@@ -54,6 +55,7 @@ def main() -> None:
         t = time.perf_counter()
         s = W.build_world(cfg, out)
         res.update(mode="full", wall_s=time.perf_counter() - t, peak_rss_gb=peak_gb(), summary=s)
+        res["plausibility"] = world_plausibility(out)
     else:
         dom = W.world_domain(cfg)
         t = time.perf_counter()
