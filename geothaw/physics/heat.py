@@ -9,8 +9,9 @@ Numerics (see REFERENCE §6 for why):
   balance (H linearised about the current iterate, one tridiagonal solve) and then recovers T from the
   updated enthalpy, so energy is conserved exactly whatever the linearisation error;
 * T from H on the frozen branch: for the default b = -1/2 Newton on the cubic c_f s^3 + H s - L a = 0
-  in s = sqrt(-T) (one division per iteration, vectorised, converged to 1e-7 in s); other b values
-  use a scalar safeguarded Newton in T;
+  in s = sqrt(-T) (one division per iteration, vectorised, converged to 1e-7 in s); blocks with other
+  b values use a vectorised Newton in T clamped at the cap temperature (g(T) is convex, so it converges
+  monotonically), and a scalar safeguarded Newton only for a row that does not converge;
 * the surface couples to air through snow (Sturm 1997 conductivity) plus an optional surface
   resistance; the bottom receives the geothermal flux.
 
