@@ -334,7 +334,8 @@ def sample_cells(statics: xr.Dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
     return ii[pick], jj[pick]
 
 
-def cell_forcing(cfg, statics: xr.Dataset, ii: np.ndarray, jj: np.ndarray, scenario: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def cell_forcing(cfg, statics: xr.Dataset, ii: np.ndarray, jj: np.ndarray, scenario: str, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """(n_months, n_cells) t2m, tp of the sample cells — the same values the lazy forcing gives them."""
     time = month_axis(cfg.period.start_year, cfg.period.projection_end_year)
     stamp = time.astype("datetime64[M]").astype(int)
@@ -541,7 +542,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=None, help="use this (trained) checkpoint instead")
     ap.add_argument("--sample-cells", type=int, default=128, help="cells for the per-cell-loop baseline")
     ap.add_argument("--physics-cells", type=int, default=256, help="cells for the physics baseline (it vectorises over cells)")
-    ap.add_argument("--scheduler-size", type=parse_fraction, default=Fraction(1, 16), help="domain fraction of the scheduler comparison")
+    ap.add_argument("--scheduler-size", type=parse_fraction, default=Fraction(1, 16),
+                    help="domain fraction of the scheduler comparison")
     ap.add_argument("--scheduler-scenarios", default="rcp85", help="scenarios of the scheduler comparison (comma-separated)")
     ap.add_argument("--chunk-cells", type=int, default=None, help="default: projection.chunk_cells of the config")
     ap.add_argument("--batch-size", type=int, default=None, help="default: projection.batch_size of the config")
@@ -549,7 +551,8 @@ def main() -> None:
     ap.add_argument("--first-year", type=int, default=FIRST_YEAR)
     ap.add_argument("--out-dir", type=Path, default=HERE)
     ap.add_argument("--work-dir", type=Path, default=None, help="scratch for checkpoints and product stores (default: a temp dir)")
-    ap.add_argument("--quick", action="store_true", help="smoke test: sizes 1/1024,1/256, scheduler size 1/1024, 16 sample cells each")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: sizes 1/1024,1/256, scheduler size 1/1024, 16 sample cells each")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -588,8 +591,8 @@ def main() -> None:
         statics_store = work / "statics.zarr"
         statics[["land", "elevation", "m_open", "slt", "soil_class", "lsm", "water_content"]].to_zarr(
             statics_store, mode="w", consolidated=False)
-        base = {"checkpoint": str(ckpt), "statics": str(statics_store), "seed": seed, "first_year": int(years[0]), "chunk_cells": chunk,
-                "batch_size": batch, "workers": workers, "work_dir": str(work)}
+        base = {"checkpoint": str(ckpt), "statics": str(statics_store), "seed": seed, "first_year": int(years[0]),
+                "chunk_cells": chunk, "batch_size": batch, "workers": workers, "work_dir": str(work)}
         scaling = [spawn({**base, "tag": f"size_{i}", "fraction": str(f), "scheduler": "threads",
                           "scenarios": list(SCENARIOS), "forcing_only": True}) for i, f in enumerate(sizes)]
         sched_scen = [s.strip() for s in a.scheduler_scenarios.split(",") if s.strip()]
@@ -642,7 +645,7 @@ def main() -> None:
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "torch_threads_default": torch_threads0,
                     "loadavg_start": [round(x, 2) for x in load0], "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
-        "model": {"name": meta["model"], "trained": a.checkpoint is not None, "model_spec": meta["model_spec"],
+        "model": {"name": meta["model"], "checkpoint_given": a.checkpoint is not None, "model_spec": meta["model_spec"],
                   "static_features": meta["features"]["static"], **cost},
         "headline": headline, "block_breakdown": breakdown, "per_cell_loop": loop, "physics": phys, "scaling": scaling,
         "schedulers": schedulers, "benchmark_wall_s": time.perf_counter() - t_start,
@@ -672,7 +675,7 @@ def markdown(rep: dict) -> str:
         "",
         f"`{rep['command']}`",
         "",
-        f"Model `{mod['name']}` ({'trained' if mod['trained'] else 'untrained: weights do not change the cost'}, "
+        f"Model `{mod['name']}` ({'from `--checkpoint`' if mod['checkpoint_given'] else 'untrained: weights do not change the cost'}, "
         f"{mod['parameters']:,} parameters, hidden {mod['model_spec']['hidden_size']}), years {h['years'][0]}–{h['years'][1]} "
         f"from 1950–2100 forcing (24-month windows), scenarios {', '.join(h['scenarios'])}, synthetic lazy forcing "
         "generated block by block inside dask, yearly products streamed to a temporary zarr store.",

@@ -27,6 +27,9 @@ PRODUCT_DTYPES = {"magt": "float32", "tmin": "float32", "tmax": "float32", "exce
                   "first_exceedance_year": "float32"}
 
 
+CELLS_PER_GROUP = 256  # cells whose input windows are materialised at once in a block
+
+
 @lru_cache(maxsize=4)
 def _model_for(checkpoint: str):
     """Load a checkpoint once per process (dask workers reuse it for every block they run)."""
@@ -41,7 +44,7 @@ def _model_for(checkpoint: str):
 def predict_block(block: xr.Dataset, *, checkpoint: str, years: np.ndarray, scenario: str,
                   batch_size: int = 2048) -> xr.DataArray:
     """Monthly soil temperature (time, depth, latitude, longitude) predicted for one spatial block."""
-    from .features import make_inputs, predictions_to_dataset
+    from .features import make_inputs, predictions_to_dataset, prepare, valid_cells
     from .training import predict
 
     loaded = _model_for(checkpoint)
@@ -53,11 +56,22 @@ def predict_block(block: xr.Dataset, *, checkpoint: str, years: np.ndarray, scen
                                  "longitude": block["longitude"].values})
     if not bool(block["t2m"].notnull().any()):
         return empty
-    inputs = make_inputs(block, years, loaded.features, scenario=scenario)
-    if len(inputs["year"]) == 0:
+    ds = prepare(block)  # snow once for the whole block; make_inputs reuses it
+    rows, cols = valid_cells(ds)
+    # Windows are built for CELLS_PER_GROUP cells at a time, so the (samples × 24 months × features) arrays
+    # stay small whatever the chunk size; every cell's inputs are independent of its group.
+    parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+    for g in range(0, rows.size, CELLS_PER_GROUP):
+        inputs = make_inputs(ds, years, loaded.features, scenario=scenario,
+                             cells=(rows[g:g + CELLS_PER_GROUP], cols[g:g + CELLS_PER_GROUP]))
+        if len(inputs["year"]):
+            y_hat = predict(loaded.model, loaded.features, inputs, batch_size=batch_size)
+            parts.append((y_hat, {k: inputs[k] for k in ("row", "col", "year")}))
+    if not parts:
         return empty
-    y_hat = predict(loaded.model, loaded.features, inputs, batch_size=batch_size)
-    pred = predictions_to_dataset(y_hat, inputs, block, years)
+    y_hat = np.concatenate([p[0] for p in parts])
+    where = {k: np.concatenate([p[1][k] for p in parts]) for k in ("row", "col", "year")}
+    pred = predictions_to_dataset(y_hat, where, block, years)
     stacked = xr.concat([pred[v] for v in ("stl1", "stl2", "stl3", "stl4")], dim="depth").transpose(
         "time", "depth", "latitude", "longitude")
     return stacked.assign_coords(depth=DEPTH_MID).astype("float32")
@@ -113,7 +127,10 @@ def dask_scheduler(address: str | None = None, *, workers: int = 2) -> Iterator[
     """Run dask computations on a distributed cluster (``address``) or the local threaded scheduler.
 
     Locally, ``workers`` threads each run one single-threaded torch model; on a cluster each worker process
-    caches its own model. For HPC, start a ``dask_jobqueue`` cluster and pass its scheduler address.
+    caches its own model. For HPC, start a ``dask_jobqueue`` cluster and pass its scheduler address. Start
+    cluster workers with a large ``MALLOC_TRIM_THRESHOLD_`` (dask config
+    ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``, e.g. 2**30): distributed's default
+    (65536) made each torch batch ~1.5x slower in ``benchmarks/projection.md``.
     """
     import dask
 
