@@ -130,7 +130,8 @@ def dask_scheduler(address: str | None = None, *, workers: int = 2) -> Iterator[
     caches its own model. For HPC, start a ``dask_jobqueue`` cluster and pass its scheduler address. Start
     cluster workers with a large ``MALLOC_TRIM_THRESHOLD_`` (dask config
     ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``, e.g. 2**30): distributed's default
-    (65536) made each torch batch ~1.5x slower in ``benchmarks/projection.md``.
+    (65536) made one torch batch 1.3-1.8x slower in a standalone check; ``benchmarks/projection.md``
+    has the LocalCluster at 0.43x the threaded speed.
     """
     import dask
 
