@@ -12,6 +12,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import GeothawError
+from .io.atomic import disk_problem
 
 app = typer.Typer(
     name="geothaw",
@@ -38,6 +39,14 @@ def command(name: str | None = None):
                 return func(*args, **kwargs)
             except GeothawError as exc:
                 console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1) from None
+            except OSError as exc:  # e.g. a full disk under a zarr store, which has no atomic_path of its own
+                reason = disk_problem(exc)
+                if reason is None:
+                    raise
+                where = f" writing {exc.filename}" if exc.filename else ""
+                console.print(f"[red]error:[/red] {reason}{where}; finished stages are kept, re-run to resume",
+                              highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
 
         return app.command(name)(inner)

@@ -17,3 +17,7 @@ class InputDataError(GeothawError, ValueError):
 
 class CheckpointError(GeothawError):
     """A checkpoint is missing, corrupt, or not a plain ``state_dict`` (e.g. a pickled object)."""
+
+
+class OutputError(GeothawError, OSError):
+    """An output could not be written (full disk, quota, file-size limit); nothing partial is left behind."""

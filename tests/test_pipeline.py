@@ -139,6 +139,25 @@ def test_read_only_output_directory_fails_cleanly(tmp_path):
         ro.chmod(0o755)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs POSIX resource limits")
+def test_full_disk_fails_in_one_line_and_leaves_nothing_partial(tmp_path):
+    import resource
+
+    def small_disk() -> None:  # a 300 kB file-size limit: writes beyond it fail as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    proc = subprocess.run(_cmd(tmp_path / "runs", tmp_path / "worlds"), capture_output=True, text=True, timeout=600,
+                          preexec_fn=small_disk)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-2000:]
+    assert "Traceback" not in out
+    errors = [ln for ln in out.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "file size limit reached" in errors[0], out[-2000:]
+    failed = Path(errors[0].split("cannot write ")[1].split(": file size")[0])
+    assert not failed.exists()  # the final path never holds a truncated file
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]  # and no temporary sibling is left behind
+
+
 @pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_spatial_analysis.ipynb"])
 def test_notebooks_execute_on_a_finished_run(finished_run, name, monkeypatch):
     import nbformat
