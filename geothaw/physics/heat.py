@@ -389,13 +389,22 @@ def _frozen_row_sqrt(W, i):
     if not done:
         return False
     for j in range(_BLOCK):
-        s = W[oy + j]
-        t = -s * s
+        W[oy + j] = -W[oy + j] * W[oy + j]  # s -> T
+    _store_frozen_row(W, i)
+    return True
+
+
+@nb.njit(inline="always", fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _store_frozen_row(W, i):
+    """Write the inverted temperatures (row ``_YS``) of the nodes that needed them, with the liquid water
+    that the enthalpy leaves (energy-consistent, whatever the last Newton step's error)."""
+    oy = _c(_YS)
+    for j in range(_BLOCK):
+        t = W[oy + j]
         wu = min(max((W[_o(_XH, i) + j] - W[_o(_XCF, i) + j] * t) * _INV_L, 0.0), W[_o(_XTH, i) + j])
         nd = W[_c(_YNEED) + j] > 0.0
         W[_o(_XT, i) + j] = t if nd else W[_o(_XT, i) + j]
         W[_o(_XWU, i) + j] = wu if nd else W[_o(_XWU, i) + j]
-    return True
 
 
 @nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
@@ -433,12 +442,7 @@ def _frozen_row_pow(W, i):
             break
     if not done:
         return False
-    for j in range(_BLOCK):
-        t = W[oy + j]
-        wu = min(max((W[_o(_XH, i) + j] - W[_o(_XCF, i) + j] * t) * _INV_L, 0.0), W[_o(_XTH, i) + j])
-        nd = W[_c(_YNEED) + j] > 0.0
-        W[_o(_XT, i) + j] = t if nd else W[_o(_XT, i) + j]
-        W[_o(_XWU, i) + j] = wu if nd else W[_o(_XWU, i) + j]
+    _store_frozen_row(W, i)
     return True
 
 
