@@ -56,6 +56,7 @@ class SyntheticConfig(_Strict):
     gcms: list[str] = Field(["SYN-ESM-A", "SYN-ESM-B"], min_length=1, description="synthetic GCM names")
     spinup_years: int = Field(20, ge=0, description="physics spin-up years before the first output year")
     dt_days: float = Field(1.0, gt=0, le=5.0, description="physics solver time step, days")
+    workers: PosInt | None = Field(None, description="processes solving the physics in parallel (null = one per CPU core when the world is large enough to gain); the world does not change")
 
 
 class DataConfig(_Strict):

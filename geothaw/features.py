@@ -88,6 +88,8 @@ class FeatureSpec:
             static.append("elevation")
         static += [f"swvl{i}" for i in range(1, 5) if f"swvl{i}" in ds]
         static.append("latitude")
+        if "cvh" in ds:  # forest cover: shades summer ground (n-factor) and holds snow
+            static.append("cvh")
         soil_var = "slt" if "slt" in ds else ("soil_class" if "soil_class" in ds else None)
         if soil_var:
             static += [f"soil_{k}" for k in range(1, SOIL_CLASSES + 1)]

@@ -22,7 +22,7 @@ from .errors import ConfigError, InputDataError
 from .io.atomic import atomic_path, write_text_atomic
 
 HIST_END = 2005  # CMIP5 historical runs end in December 2005; RCPs start in January 2006
-STATIC_VARS = ("elevation", "slt", "lsm", "z", "swvl1", "swvl2", "swvl3", "swvl4")
+STATIC_VARS = ("elevation", "slt", "cvh", "cvl", "lsm", "z", "swvl1", "swvl2", "swvl3", "swvl4")
 
 
 def progress_bar(console: Console | None = None) -> Progress:

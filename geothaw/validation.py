@@ -149,6 +149,7 @@ def site_dataset(site: SiteData, f: pd.DataFrame):
     ds["elevation"] = cell(site.elevation, "m")
     ds["slt"] = cell(float(slt_codes(np.asarray([site.soil_class]))[0]), "~")
     ds["soil_class"] = cell(float(site.soil_class), "1")
+    ds["cvh"] = cell(0.75 if site.forest else 0.04, "1")  # the synthetic world's forest / tundra cover
     for i in range(1, 5):  # class water content: the sites' probes cover only part of the column and summer
         ds[f"swvl{i}"] = cell(theta, "m3 m-3")
     return ds

@@ -10,6 +10,14 @@ import pytest
 
 matplotlib.use("Agg")
 
+# Files whose tests take minutes run first, so that with two workers (make test) the rest fills the other one.
+_SLOWEST_FIRST = ("test_pipeline.py", "test_synthetic.py", "test_training.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(_SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file is kept
+
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):

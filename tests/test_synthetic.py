@@ -69,9 +69,13 @@ def test_statics_geography(world):
     assert np.mean(cls.values[north] == 4) > 0.5   # North Slope coastal plain: organic/peat
     assert cls.values[i, j] in (2, 4)               # delta: organic lowland or alluvium
     inv = xr.open_dataset(out / "era5land" / "era5land_invariants.nc")
-    assert set(inv.data_vars) == {"lsm", "z", "slt"} and inv.sizes["valid_time"] == 1
+    assert set(inv.data_vars) == {"lsm", "z", "slt", "cvh"} and inv.sizes["valid_time"] == 1
     np.testing.assert_allclose(inv["z"].values[0], st["elevation"].values * 9.80665, rtol=1e-5)
     assert set(np.unique(inv["slt"].values[0][land])) <= {1, 2, 3, 4, 6}
+    # high-vegetation cover is the observable side of the forest n-factor: boreal interior forested, North Slope not
+    cvh, forest = inv["cvh"].values[0], st["n_factor_thaw"].values < 1.0
+    assert (cvh[land & forest] >= 0.5).all() and (cvh[land & ~forest] <= 0.1).all() and (cvh[~land] == 0).all()
+    assert forest[_cell(st, 147.7, 64.8)] and not forest[_cell(st, 153.0, 70.3)]  # Fairbanks / coastal plain
 
 
 # ---- climate ----------------------------------------------------------------------------------------------
@@ -211,20 +215,22 @@ def test_scenario_truth_consistent_with_record(world):
 
 @pytest.fixture(scope="module")
 def twin_worlds(tmp_path_factory):
-    """The same tiny config built twice with different block sizes, plus a different seed."""
+    """The same tiny config built with different block sizes, in 2 processes and in 1, plus a different seed."""
     cfg = validate_config({"seed": 11, "data": {"synthetic": {"coarsen": 20, "spinup_years": 1, "dt_days": 2.0,
-                                                               "gcms": ["SYN-ESM-A"]}},
+                                                               "gcms": ["SYN-ESM-A"], "workers": 2}},
                            "period": {"start_year": 2004, "end_year": 2006, "projection_end_year": 2007}})
     root = tmp_path_factory.mktemp("twins")
     build_world(cfg, root / "a", block_cells=40)
     build_world(cfg, root / "b", block_cells=10_000)
-    build_world(cfg, root / "a2", block_cells=40)
+    serial = cfg.model_copy(update={"data": cfg.data.model_copy(
+        update={"synthetic": cfg.data.synthetic.model_copy(update={"workers": 1})})})
+    build_world(serial, root / "a2", block_cells=40)
     other = validate_config({**cfg.model_dump(mode="json"), "seed": 12})
     build_world(other, root / "c", block_cells=40)
     return cfg, root
 
 
-def test_deterministic_for_a_seed(twin_worlds):
+def test_deterministic_for_a_seed_in_one_process_or_two(twin_worlds):
     cfg, root = twin_worlds
     for v in ("t2m", "tp", "sd", "stl1", "stl4", "swvl3", "thaw_depth"):
         np.testing.assert_array_equal(_record(root / "a")[v].values, _record(root / "a2")[v].values)

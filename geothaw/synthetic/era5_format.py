@@ -37,6 +37,7 @@ INVARIANTS: dict[str, tuple[str, int, str, str]] = {
     "lsm": ("lsm", 172, "Land-sea mask", "(0 - 1)"),
     "z": ("z", 129, "Geopotential", "m**2 s**-2"),
     "slt": ("slt", 43, "Soil type", "~"),
+    "cvh": ("cvh", 28, "High vegetation cover", "(0 - 1)"),
 }
 ERA5_FIELDS = tuple(ERA5_VARS)
 _GLOBAL = {
@@ -110,12 +111,13 @@ def write_era5_year(path: Path, canonical: xr.Dataset, lon_continuous: np.ndarra
 
 
 def write_invariants(path: Path, statics: xr.Dataset) -> Path:
-    """``lsm``, ``z`` and ``slt`` with one ``valid_time``, defined everywhere (sea included), like ECMWF's file."""
+    """``lsm``, ``z``, ``slt`` and ``cvh`` with one ``valid_time``, defined everywhere (sea included), like ECMWF's file."""
     from .statics import GRAVITY
 
     lat, lon = statics["latitude"].values, statics["longitude"].values
     ds = _frame(np.array(["1950-01-01"], dtype="datetime64[ns]"), lat, lon, ["0001"])
-    fields = {"lsm": statics["lsm"].values, "z": statics["elevation"].values * GRAVITY, "slt": statics["slt"].values}
+    fields = {"lsm": statics["lsm"].values, "z": statics["elevation"].values * GRAVITY, "slt": statics["slt"].values,
+              "cvh": statics["cvh"].values}
     for name, vals in fields.items():
         ds[name] = (("valid_time", "latitude", "longitude"), np.asarray(vals, dtype="float32")[None],
                     _var_attrs(name, INVARIANTS, lat.size * lon.size, "an"))
