@@ -148,13 +148,13 @@ def window(shape: tuple[int, int], fraction: Fraction) -> tuple[slice, slice]:
     return slice(r0, r0 + ny), slice(c0, c0 + nx)
 
 
-def world():
-    """Default config and the synthetic statics on its real 0.1° domain (built in ~5 s)."""
+def world(overrides: list[str] = ()):
+    """Default config (plus ``--set`` overrides) and the synthetic statics on its real 0.1° domain (~5 s)."""
     from geothaw.config import load_config
     from geothaw.synthetic.statics import build_statics
     from geothaw.synthetic.world import world_domain
 
-    cfg = load_config(None, [])
+    cfg = load_config(None, list(overrides))
     return cfg, build_statics(world_domain(cfg), cfg.seed), cfg.seed
 
 
@@ -430,7 +430,7 @@ def run_projection(job: dict) -> dict:
     from geothaw.projection import dask_scheduler, project_products
 
     t_setup = time.perf_counter()
-    cfg, seed, n, workers = load_config(None, []), job["seed"], job["chunk_cells"], job["workers"]
+    cfg, seed, n, workers = load_config(None, job["overrides"]), job["seed"], job["chunk_cells"], job["workers"]
     # Statics come from the parent's store: building them here would set this process's RSS high-water mark.
     with xr.open_zarr(job["statics"], consolidated=False) as st:
         rows, cols = window((st.sizes["latitude"], st.sizes["longitude"]), Fraction(job["fraction"]))
@@ -548,6 +548,8 @@ def main() -> None:
     ap.add_argument("--chunk-cells", type=int, default=None, help="default: projection.chunk_cells of the config")
     ap.add_argument("--batch-size", type=int, default=None, help="default: projection.batch_size of the config")
     ap.add_argument("--workers", type=int, default=None, help="default: projection.workers of the config")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, as geothaw's --set (e.g. training.hidden_size=32); repeatable")
     ap.add_argument("--first-year", type=int, default=FIRST_YEAR)
     ap.add_argument("--out-dir", type=Path, default=HERE)
     ap.add_argument("--work-dir", type=Path, default=None, help="scratch for checkpoints and product stores (default: a temp dir)")
@@ -568,7 +570,7 @@ def main() -> None:
 
     t_start = time.perf_counter()
     load0, torch_threads0 = os.getloadavg(), torch.get_num_threads()
-    cfg, statics, seed = world()
+    cfg, statics, seed = world(a.set)
     chunk = a.chunk_cells or cfg.projection.chunk_cells
     batch = a.batch_size or cfg.projection.batch_size
     workers = a.workers or cfg.projection.workers
@@ -592,7 +594,7 @@ def main() -> None:
         statics[["land", "elevation", "m_open", "slt", "soil_class", "lsm", "water_content"]].to_zarr(
             statics_store, mode="w", consolidated=False)
         base = {"checkpoint": str(ckpt), "statics": str(statics_store), "seed": seed, "first_year": int(years[0]),
-                "chunk_cells": chunk, "batch_size": batch, "workers": workers, "work_dir": str(work)}
+                "chunk_cells": chunk, "batch_size": batch, "workers": workers, "work_dir": str(work), "overrides": a.set}
         scaling = [spawn({**base, "tag": f"size_{i}", "fraction": str(f), "scheduler": "threads",
                           "scenarios": list(SCENARIOS), "forcing_only": True}) for i, f in enumerate(sizes)]
         sched_scen = [s.strip() for s in a.scheduler_scenarios.split(",") if s.strip()]

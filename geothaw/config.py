@@ -100,6 +100,10 @@ class FeatureConfig(_Strict):
                                        "the cell's own air-temperature anomaly")
     anomaly_years: PosInt = Field(10, description="running-mean length of the warming-anomaly signal")
     anomaly_baseline: tuple[int, int] = Field((1981, 2010), description="baseline years of the warming anomaly")
+    extra_static: list[str] = Field(
+        [], description="more 2-D variables used as static inputs: ERA5-Land invariants from the invariant files "
+                        "(e.g. cvl, tvh, sdor) or, on the synthetic world, its ground parameters (e.g. "
+                        "organic_thickness) for diagnostics")
 
     @model_validator(mode="after")
     def _baseline(self) -> "FeatureConfig":

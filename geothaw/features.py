@@ -93,6 +93,14 @@ class FeatureSpec:
         soil_var = "slt" if "slt" in ds else ("soil_class" if "soil_class" in ds else None)
         if soil_var:
             static += [f"soil_{k}" for k in range(1, SOIL_CLASSES + 1)]
+        for name in getattr(features_cfg, "extra_static", ()):
+            if name not in ds or set(ds[name].dims) != {"latitude", "longitude"}:
+                raise InputDataError(f"features.extra_static: '{name}' is not a 2-D (latitude, longitude) variable "
+                                     "of the input dataset")
+            if bool(np.isinf(ds[name]).any()):  # NaN marks sea; ±inf would silently drop land cells
+                raise InputDataError(f"features.extra_static: '{name}' has infinite values; give finite numbers")
+            if name not in static:
+                static.append(name)
         return cls(
             window_months=features_cfg.window_months, scenario_signal=features_cfg.scenario_signal,
             anomaly_years=features_cfg.anomaly_years, band_edges=tuple(float(b) for b in band_edges),

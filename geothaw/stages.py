@@ -82,7 +82,7 @@ class Context:
         p = self.cfg.period
         ds = ds.sel(time=slice(f"{p.start_year}-01-01", f"{p.end_year}-12-01"))
         if self.synthetic:
-            ds = _add_soil_class(ds, self.world().statics)
+            ds = _add_world_statics(ds, self.world().statics, ["soil_class", *self.cfg.features.extra_static])
         return ds
 
     def record(self) -> xr.Dataset:
@@ -99,7 +99,8 @@ class Context:
         """2-D static fields for projection: invariants plus the soil-water climatology of the record."""
         if "statics" not in self._cache:
             rec = self.record()
-            out = {v: rec[v] for v in STATIC_VARS if v in rec and "time" not in rec[v].dims}
+            names = [*STATIC_VARS, *self.cfg.features.extra_static]
+            out = {v: rec[v] for v in names if v in rec and "time" not in rec[v].dims}
             p = self.cfg.period
             for v in ("swvl1", "swvl2", "swvl3", "swvl4"):
                 if v in rec and "time" in rec[v].dims:
@@ -115,11 +116,14 @@ class Context:
         return p
 
 
-def _add_soil_class(ds: xr.Dataset, statics_path: Path) -> xr.Dataset:
+def _add_world_statics(ds: xr.Dataset, statics_path: Path, names: list[str]) -> xr.Dataset:
+    """Fields of the synthetic world's statics that the invariant files do not carry (ground class, and
+    hidden ground parameters asked for as diagnostics features)."""
+    grid = ds["t2m"].isel(time=0, drop=True)
     with xr.open_dataset(statics_path) as st:
-        if "soil_class" in st:
-            ds = ds.assign(soil_class=st["soil_class"].reindex_like(ds["t2m"].isel(time=0, drop=True),
-                                                                   method="nearest", tolerance=1e-6).load())
+        for name in names:
+            if name in st and name not in ds:
+                ds = ds.assign({name: st[name].reindex_like(grid, method="nearest", tolerance=1e-6).load()})
     return ds
 
 

@@ -188,3 +188,20 @@ def test_snow_is_rederived_identically(toy):
     winter = a["dynamic"][:, -12:, i_sd][:, [0, 1, 2]]
     summer = a["dynamic"][:, -12:, i_sd][:, [6, 7]]
     assert winter.mean() > 0.01 and summer.mean() < winter.mean()
+
+
+def test_extra_static_inputs_are_used_and_missing_ones_named(toy):
+    cfg = tiny_config()
+    ds = toy.assign(cvl=xr.full_like(toy["elevation"], 0.4), organic_thickness=toy["elevation"] * 0 + 0.3)
+    feats = cfg.features.model_copy(update={"extra_static": ["cvl", "organic_thickness"]})
+    spec = FeatureSpec.from_dataset(ds, feats, band_edges=cfg.domain.band_edges)
+    assert spec.static[-2:] == ("cvl", "organic_thickness")
+    raw = make_inputs(prepare(ds), [1985], spec, cells=(np.array([2]), np.array([4])), normalize=False)
+    np.testing.assert_allclose(raw["static"][0, -2:], [0.4, 0.3], rtol=1e-6)
+    deep = ds.assign(bedrock_depth=xr.full_like(toy["elevation"], np.inf))
+    with pytest.raises(InputDataError, match="'bedrock_depth' has infinite values"):
+        FeatureSpec.from_dataset(deep, cfg.features.model_copy(update={"extra_static": ["bedrock_depth"]}),
+                                 band_edges=cfg.domain.band_edges)
+    with pytest.raises(InputDataError, match="extra_static: 'tvh'"):
+        FeatureSpec.from_dataset(ds, cfg.features.model_copy(update={"extra_static": ["tvh"]}),
+                                 band_edges=cfg.domain.band_edges)
