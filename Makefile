@@ -23,10 +23,11 @@ install: $(BIN)/.installed
 run: $(BIN)/.installed
 	$(BIN)/geothaw run $(ARGS)
 
-# two pytest workers, one test file each at a time (module fixtures are built once); PYTEST_WORKERS=0 runs serially
+# two pytest workers, one test file each at a time (module fixtures are built once), in the order tests/conftest.py
+# sets (slowest files first); PYTEST_WORKERS=0 runs serially
 PYTEST_WORKERS ?= 2
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -88,7 +88,7 @@ class FeatureSpec:
             static.append("elevation")
         static += [f"swvl{i}" for i in range(1, 5) if f"swvl{i}" in ds]
         static.append("latitude")
-        if "cvh" in ds:  # forest cover: shades summer ground (n-factor) and holds snow
+        if "cvh" in ds:  # forest cover: shades summer ground (n-factor)
             static.append("cvh")
         soil_var = "slt" if "slt" in ds else ("soil_class" if "soil_class" in ds else None)
         if soil_var:
