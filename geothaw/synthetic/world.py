@@ -294,8 +294,9 @@ def _solve_blocks(ctx: _Context, land: np.ndarray, todo: list[tuple[int, int, Pa
                   report: Callable[[str, int, int], None], n_blocks: int) -> None:
     """Solve the physics of every block in ``todo`` and hand each finished block to ``write(r0, r1, li, jj, res)``.
 
-    The solver is NumPy on (cells × nodes) arrays, which runs on one core, so groups of ``SOLVE_CELLS`` cells
-    go to separate processes. The groups are the same however many workers there are, so the world is too.
+    The solver's numba kernel gains little from a second thread (2 threads: 1.44× one), so groups of
+    ``SOLVE_CELLS`` cells go to separate processes with one numba thread each. The groups are the same however
+    many workers there are, so the world is too.
     Only this process writes, one whole block at a time, and marks it done after its last store.
     """
     tasks = []  # (block index in todo, group index, ii, jj)
