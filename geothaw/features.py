@@ -93,7 +93,7 @@ class FeatureSpec:
         soil_var = "slt" if "slt" in ds else ("soil_class" if "soil_class" in ds else None)
         if soil_var:
             static += [f"soil_{k}" for k in range(1, SOIL_CLASSES + 1)]
-        for name in getattr(features_cfg, "extra_static", ()):
+        for name in features_cfg.extra_static:
             if name not in ds or set(ds[name].dims) != {"latitude", "longitude"}:
                 raise InputDataError(f"features.extra_static: '{name}' is not a 2-D (latitude, longitude) variable "
                                      "of the input dataset")

@@ -14,8 +14,9 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -290,73 +291,50 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+@contextmanager
+def _group_runner(ctx: _Context, workers: int) -> Iterator[Callable[[list], Iterator[dict]]]:
+    """A function mapping cell groups [(ii, jj), …] to their physics results, in order, in ``workers`` processes."""
+    if workers == 1:
+        yield lambda groups: (_as_float32(simulate_cells(ctx, ii, jj)) for ii, jj in groups)
+        return
+    # spawn, not fork: the parent may hold threads (rich's refresh, dask) whose locks a fork would copy
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(ctx,))
+    try:
+        yield lambda groups: pool.map(_simulate_in_worker, *zip(*groups))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: stop now; finished blocks are kept
+        raise
+    pool.shutdown()
+
+
 def _solve_blocks(ctx: _Context, land: np.ndarray, todo: list[tuple[int, int, Path]], write, workers: int | None,
                   report: Callable[[str, int, int], None], n_blocks: int) -> None:
     """Solve the physics of every block in ``todo`` and hand each finished block to ``write(r0, r1, li, jj, res)``.
 
     The solver's numba kernel gains little from a second thread (2 threads: 1.44× one), so groups of
     ``SOLVE_CELLS`` cells go to separate processes with one numba thread each. The groups are the same however
-    many workers there are, so the world is too.
-    Only this process writes, one whole block at a time, and marks it done after its last store.
+    many workers there are, so the world is too. Results come back in order; only this process writes, one
+    whole block at a time, and marks it done after its last store.
     """
-    tasks = []  # (block index in todo, group index, ii, jj)
-    groups: list[tuple[np.ndarray, np.ndarray, list]] = []
-    for b, (r0, r1, _) in enumerate(todo):
-        li, jj = np.nonzero(land[r0:r1])
-        parts = [slice(k, k + SOLVE_CELLS) for k in range(0, li.size, SOLVE_CELLS)]
-        groups.append((li, jj, [None] * len(parts)))
-        tasks += [(b, g, li[sl] + r0, jj[sl]) for g, sl in enumerate(parts)]
-    done0 = n_blocks - len(todo)
-    report("physics blocks", done0, n_blocks)
-    finished = [0]
-
-    def finish(b: int, merged: dict) -> None:
-        r0, r1, done = todo[b]
-        li, jj, _ = groups[b]
-        if li.size:
-            write(r0, r1, li, jj, merged)
-        done.touch()  # only after every store holds the block: a killed build redoes it
-        groups[b] = (li, jj, [])
-        finished[0] += 1
-        report("physics blocks", done0 + finished[0], n_blocks)
-
-    def collect(b: int, g: int, res) -> None:
-        parts = groups[b][2]
-        parts[g] = res
-        if all(r is not None for r in parts):
-            finish(b, {grp: {k: np.concatenate([r[grp][k] for r in parts]) for k in parts[0][grp]} for grp in parts[0]})
-
-    for b, (_, _, parts) in enumerate(groups):
-        if not parts:  # a block of sea
-            finish(b, {})
+    cells = [np.nonzero(land[r0:r1]) for r0, r1, _ in todo]
+    groups = [(li[k:k + SOLVE_CELLS] + r0, jj[k:k + SOLVE_CELLS])
+              for (r0, _, _), (li, jj) in zip(todo, cells) for k in range(0, li.size, SOLVE_CELLS)]
     if workers is None:  # automatic: one process per core, unless the world is too small to gain from them
         # starting a spawned worker costs ~3 s and a group ~15–25 s: below a few groups per worker one process
         # wins (measured: 1° world, 2 groups: 48 s in one process, 52 s in two; 0.5°, 9 groups: 162 s vs 143 s)
-        workers = _cpu_count() if len(tasks) >= 4 * _cpu_count() else 1
-    workers = max(1, min(workers, len(tasks)))
-    if workers == 1:
-        for b, g, ii, jj in tasks:
-            collect(b, g, _as_float32(simulate_cells(ctx, ii, jj)))
-    else:
-        # spawn, not fork: the parent may hold threads (rich's refresh, dask) whose locks a fork would copy
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                 initargs=(ctx,)) as pool:
-            pending: dict = {}
-            queue = iter(tasks)
-            try:
-                while True:
-                    while len(pending) < 2 * workers:  # bounded: finished groups wait in memory for their block
-                        t = next(queue, None)
-                        if t is None:
-                            break
-                        pending[pool.submit(_simulate_in_worker, t[2], t[3])] = t[:2]
-                    if not pending:
-                        break
-                    fut = next(as_completed(pending))
-                    collect(*pending.pop(fut), fut.result())
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: stop now; finished blocks are kept
-                raise
+        workers = _cpu_count() if len(groups) >= 4 * _cpu_count() else 1
+    finished = n_blocks - len(todo)
+    report("physics blocks", finished, n_blocks)
+    with _group_runner(ctx, max(1, min(workers, len(groups)))) as run:
+        results = run(groups)
+        for (r0, r1, done), (li, jj) in zip(todo, cells):
+            parts = [next(results) for _ in range(0, li.size, SOLVE_CELLS)]
+            if parts:
+                write(r0, r1, li, jj, {grp: {k: np.concatenate([r[grp][k] for r in parts]) for k in parts[0][grp]}
+                                       for grp in parts[0]})
+            done.touch()  # only after every store holds the block: a killed build redoes it
+            finished += 1
+            report("physics blocks", finished, n_blocks)
 
 
 def build_world(cfg, out_dir: str | Path, *, progress: Progress | None = None, block_cells: int = BLOCK_CELLS,
