@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -45,6 +46,21 @@ class PreparedData:
     split: "Split"  # noqa: F821 - geothaw.evaluation.Split
     train_cells: tuple[np.ndarray, np.ndarray]
     val_cells: tuple[np.ndarray, np.ndarray]
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def fingerprint(self) -> str:
+        """A digest of the normalised samples and feature spec (computed once): equal digests mean a checkpoint
+        trained on them can be reused instead of retrained (training is deterministic for a seed)."""
+        if self._digest is not None:
+            return self._digest
+        h = hashlib.sha256(json.dumps(self.spec.to_dict(), sort_keys=True, default=str).encode())
+        for part in (self.train, self.val):
+            for key in sorted(part):
+                a = np.ascontiguousarray(part[key])
+                h.update(f"{key}:{a.dtype}:{a.shape}".encode())
+                h.update(memoryview(a).cast("B"))
+        self._digest = h.hexdigest()[:16]
+        return self._digest
 
 
 @dataclass
@@ -134,7 +150,11 @@ def _rmse_by_depth(y: np.ndarray, y_hat: np.ndarray) -> list[float]:
 
 
 # ---- training --------------------------------------------------------------------------------------
-def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator, progress=None) -> dict:
+def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator, progress=None,
+                resume_path: Path | None = None, resume_key: str = "") -> dict:
+    """Adam + plateau schedule + early stopping. With ``resume_path`` the full training state is saved after
+    every epoch (atomically), and a state saved under the same ``resume_key`` is picked up: a killed run goes on
+    from its last finished epoch and ends with the same weights as an uninterrupted one."""
     tr = to_tensors(data.train, (*BATCH_KEYS, "target"))
     va = to_tensors(data.val, (*BATCH_KEYS, "target"))
     keys = list(tr)
@@ -144,8 +164,21 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, cfg.training.patience // 2))
     loss_fn = torch.nn.MSELoss()
     best, best_state, best_epoch, bad, history = float("inf"), None, 0, 0, []
-    task = progress.add_task(f"{model.name}", total=cfg.training.epochs * len(loader)) if progress is not None else None
-    for epoch in range(1, cfg.training.epochs + 1):
+    first_epoch = 1
+    state = _load_resume_state(resume_path, resume_key)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        best, best_epoch, bad, history = state["best"], state["best_epoch"], state["bad"], state["history"]
+        best_state = state["best_state"] or None
+        first_epoch = len(history) + 1
+    task = progress.add_task(f"{model.name}", total=cfg.training.epochs * len(loader),
+                             completed=(first_epoch - 1) * len(loader)) if progress is not None else None
+    stopped = state is not None and bad >= cfg.training.patience
+    for epoch in range(first_epoch, 0 if stopped else cfg.training.epochs + 1):
         model.train()
         run, nb = 0.0, 0
         for tensors in loader:
@@ -168,11 +201,36 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
             best, best_state, best_epoch, bad = val, copy.deepcopy(model.state_dict()), epoch, 0
         else:
             bad += 1
-            if bad >= cfg.training.patience:
-                break
+        if resume_path is not None:
+            _save_resume_state(resume_path, resume_key, model, opt, sched, gen, best, best_state, best_epoch, bad,
+                               history)
+        if bad >= cfg.training.patience:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     return {"best_epoch": best_epoch, "epochs_run": len(history), "val_loss": best, "history": history}
+
+
+def _save_resume_state(path: Path, key: str, model, opt, sched, gen, best, best_state, best_epoch, bad,
+                       history) -> None:
+    state = {"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "best": float(best),
+             "best_state": best_state or {}, "best_epoch": int(best_epoch), "bad": int(bad), "history": history}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_resume_state(path: Path | None, key: str) -> dict | None:
+    """The saved mid-training state, or None when there is none, it is unreadable, or it belongs to other data or
+    another configuration (then training starts over)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a torn or foreign file just means: start this model over
+        return None
+    return state if isinstance(state, dict) and state.get("key") == key else None
 
 
 @torch.inference_mode()
@@ -184,16 +242,27 @@ def _val_loss(model: torch.nn.Module, va: dict[str, torch.Tensor], loss_fn) -> f
     return tot / n
 
 
+def training_key(cfg, model_name: str, data: PreparedData) -> str:
+    """What a checkpoint's training depended on: the model name, the samples and the config slice."""
+    slice_ = json.dumps(_config_slice(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(f"{model_name}|{data.fingerprint()}|{slice_}".encode()).hexdigest()[:16]
+
+
 def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str | Path, progress=None, *,
-                prepared: PreparedData | None = None) -> TrainResult:
+                prepared: PreparedData | None = None, key: str | None = None) -> TrainResult:
     """Train (or fit, for baselines) one registered model and write its checkpoint into ``run_dir``.
 
     ``progress`` is an optional ``rich.progress.Progress``; a task with the running loss is added to it.
-    Pass ``prepared`` (from :func:`prepare_training_data`) to reuse samples across models.
+    Pass ``prepared`` (from :func:`prepare_training_data`) to reuse samples across models. A neural model's
+    training state is saved after every epoch next to the checkpoint (``<model>.resume.pt``) and picked up by a
+    rerun with the same data and config, so a killed run loses at most one epoch.
     """
     cls = get_model_class(model_name)  # unknown names fail before any data work
     data = prepared if prepared is not None else prepare_training_data(cfg, dataset)
+    key = key or training_key(cfg, model_name, data)
     mspec = ModelSpec.from_config(cfg, data.spec)
+    path = Path(run_dir) / CHECKPOINT_DIR / f"{model_name}.pt"
+    resume_path = path.with_suffix(".resume.pt")
     t0 = time.perf_counter()
     with torch_runtime(cfg.seed, cfg.training.num_threads) as gen:
         model = cls(mspec)
@@ -201,7 +270,7 @@ def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str |
             model.fit(data.train)
             fit_info: dict = {}
         else:
-            fit_info = _fit_neural(model, cfg, data, gen, progress)
+            fit_info = _fit_neural(model, cfg, data, gen, progress, resume_path=resume_path, resume_key=key)
         val_pred = predict(model, data.spec, data.val)
     val_true = data.spec.denormalize_target(data.val["target"])
     metrics = {
@@ -211,19 +280,47 @@ def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str |
         "n_train_samples": int(len(data.train["band"])),
         "n_val_samples": int(len(data.val["band"])),
     }
-    path = save_checkpoint(model, data.spec, Path(run_dir) / CHECKPOINT_DIR / f"{model_name}.pt", cfg=cfg,
-                           metrics=metrics, split=data.split.summary(), history=fit_info.get("history", []))
+    save_checkpoint(model, data.spec, path, cfg=cfg, metrics=metrics, split=data.split.summary(),
+                    history=fit_info.get("history", []), training_key=key)
+    resume_path.unlink(missing_ok=True)
     return TrainResult(model_name, path, metrics)
+
+
+def finished_checkpoint(run_dir: str | Path, model_name: str, key: str) -> TrainResult | None:
+    """The checkpoint of ``model_name`` in ``run_dir`` if it was trained with ``key`` and loads; else None."""
+    path = Path(run_dir) / CHECKPOINT_DIR / f"{model_name}.pt"
+    try:
+        loaded = load_checkpoint(path)
+    except (CheckpointError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    if loaded.meta.get("training_key") != key:
+        return None
+    return TrainResult(model_name, path, loaded.meta.get("metrics", {}))
 
 
 def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,
               models: list[str] | None = None) -> dict[str, TrainResult]:
-    """Train ``training.models`` + ``training.baselines`` on one shared set of prepared samples."""
+    """Train ``training.models`` + ``training.baselines`` on one shared set of prepared samples.
+
+    A model whose checkpoint was already trained on the same samples with the same config is kept as it is
+    (training is deterministic for a seed, so retraining would give the same weights): a run killed during the
+    training stage resumes with the next unfinished model, from its last finished epoch.
+    """
     names = models if models is not None else [*cfg.training.baselines, *cfg.training.models]
     for n in names:
         get_model_class(n)
     data = prepare_training_data(cfg, dataset)
-    return {n: train_model(cfg, None, n, run_dir, progress, prepared=data) for n in names}
+    results = {}
+    for n in names:
+        key = training_key(cfg, n, data)
+        done = finished_checkpoint(run_dir, n, key)
+        if done is not None:
+            if progress is not None:
+                progress.add_task(f"{n} (trained earlier, kept)", total=1, completed=1)
+            results[n] = done
+            continue
+        results[n] = train_model(cfg, None, n, run_dir, progress, prepared=data, key=key)
+    return results
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------
@@ -236,7 +333,8 @@ def _config_slice(cfg) -> dict:
 
 
 def save_checkpoint(model: torch.nn.Module, features: FeatureSpec, path: str | Path, *, cfg=None,
-                    metrics: dict | None = None, split: dict | None = None, history: list | None = None) -> Path:
+                    metrics: dict | None = None, split: dict | None = None, history: list | None = None,
+                    training_key: str | None = None) -> Path:
     """Write ``<path>`` (state_dict) and ``<path>.json`` (everything else), both atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -245,7 +343,7 @@ def save_checkpoint(model: torch.nn.Module, features: FeatureSpec, path: str | P
         "model": model.name, "kind": model.kind, "model_spec": model.spec.to_dict(), "features": features.to_dict(),
         "config": _config_slice(cfg), "metrics": metrics or {}, "split": split or {}, "history": history or [],
         "versions": collect_versions(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "state_dict": path.name,
+        "state_dict": path.name, "training_key": training_key,
     }
     write_text_atomic(path.with_suffix(".json"), json.dumps(meta, indent=2))
     return path

@@ -96,3 +96,65 @@ def test_training_restores_torch_settings(prepared, tmp_path):
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     train_model(tiny_config(), None, "climatology", tmp_path, prepared=prepared)
     assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
+
+
+def test_killed_training_resumes_from_its_last_epoch_with_identical_weights(prepared, tmp_path, monkeypatch):
+    import geothaw.training as T
+
+    cfg = tiny_config(epochs=4, patience=10)
+    whole = train_model(cfg, None, "gru", tmp_path / "whole", prepared=prepared)
+
+    real_val_loss, calls = T._val_loss, []
+
+    def dies_in_epoch_3(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # stands in for kill -9 after epoch 2 was saved
+        return real_val_loss(*args)
+
+    monkeypatch.setattr(T, "_val_loss", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(cfg, None, "gru", tmp_path / "killed", prepared=prepared)
+    resume_file = tmp_path / "killed" / "checkpoints" / "gru.resume.pt"
+    assert resume_file.exists() and not (tmp_path / "killed" / "checkpoints" / "gru.pt").exists()
+
+    calls.clear()
+    monkeypatch.setattr(T, "_val_loss", lambda *a: (calls.append(1), real_val_loss(*a))[1])
+    resumed = train_model(cfg, None, "gru", tmp_path / "killed", prepared=prepared)
+    assert len(calls) == 2  # only epochs 3 and 4 ran again
+    assert not resume_file.exists()
+    sa, sb = (torch.load(r.checkpoint, weights_only=True) for r in (whole, resumed))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    ha = json.loads(whole.checkpoint.with_suffix(".json").read_text())["history"]
+    hb = json.loads(resumed.checkpoint.with_suffix(".json").read_text())["history"]
+    assert ha == hb
+
+
+def test_resume_state_from_other_data_or_config_is_ignored(prepared, tmp_path):
+    cfg = tiny_config(epochs=2)
+    res = train_model(cfg, None, "gru", tmp_path, prepared=prepared)
+    # A stale mid-training state of another configuration must not be picked up.
+    import geothaw.training as T
+
+    stale = T.training_key(tiny_config(epochs=3), "gru", prepared)
+    assert stale != T.training_key(cfg, "gru", prepared)
+    assert T._load_resume_state(res.checkpoint.with_suffix(".resume.pt"), stale) is None
+    torch.save({"key": stale, "model": {}}, res.checkpoint.with_suffix(".resume.pt"))
+    assert T._load_resume_state(res.checkpoint.with_suffix(".resume.pt"), T.training_key(cfg, "gru", prepared)) is None
+
+
+def test_train_all_keeps_models_already_trained_on_the_same_data(toy, tmp_path):
+    cfg = tiny_config(epochs=1, batch_size=64)
+    first = train_all(cfg, toy, tmp_path, models=["linear", "gru", "tcn"])
+    mtimes = {n: r.checkpoint.stat().st_mtime_ns for n, r in first.items()}
+    (tmp_path / "checkpoints" / "tcn.pt").unlink()  # as if the run died while training tcn
+    with Progress(disable=True) as progress:
+        again = train_all(cfg, toy, tmp_path, progress=progress, models=["linear", "gru", "tcn"])
+        kept = [t.description for t in progress.tasks if "kept" in t.description]
+    assert kept == ["linear (trained earlier, kept)", "gru (trained earlier, kept)"]
+    assert again["gru"].checkpoint.stat().st_mtime_ns == mtimes["gru"]
+    assert again["linear"].checkpoint.stat().st_mtime_ns == mtimes["linear"]
+    assert again["tcn"].checkpoint.exists() and again["gru"].metrics == first["gru"].metrics
+    # Another configuration retrains everything.
+    other = train_all(tiny_config(epochs=1, batch_size=64, learning_rate=1e-3), toy, tmp_path, models=["gru"])
+    assert other["gru"].checkpoint.stat().st_mtime_ns != mtimes["gru"]
