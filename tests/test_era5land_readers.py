@@ -291,7 +291,11 @@ def test_zip_download_is_named_as_such(tmp_path, dom):
     _raises(p, "zip archive", lambda: open_era5land(p, dom))
 
 
-def test_all_nan_field(truth, dom, tmp_path):
+@pytest.mark.parametrize("eager_bytes", [2**30, 0], ids=["file-read-whole", "file-reduced-lazily"])
+def test_all_nan_field(truth, dom, tmp_path, monkeypatch, eager_bytes):
+    import geothaw.io.canonical as C
+
+    monkeypatch.setattr(C, "EAGER_CHECK_BYTES", eager_bytes)  # big files take the chunk-by-chunk path
     bad = truth.copy(deep=True)
     bad["stl1"][5] = np.nan
     p = write_era5land_new_cds(bad, tmp_path / "nan.nc")

@@ -370,20 +370,26 @@ class Piece:
     close: Callable[[], None] | None = None
 
 
-def _nan_checks(piece: Piece) -> dict:
-    checks = {}
-    if piece.dynamic is not None:
-        for n, da in piece.dynamic.data_vars.items():
-            checks[n] = da.notnull().any(dim=("latitude", "longitude"))
-    if piece.static is not None:
-        for n, da in piece.static.data_vars.items():
-            checks[n] = da.notnull().any()
+# A file whose data fit in this many bytes is read whole for the NaN check (one small dask graph per file);
+# bigger files are reduced lazily, chunk by chunk, so memory stays bounded by the chunk size.
+EAGER_CHECK_BYTES = 512 * 2**20
+
+
+def _nan_checks(piece: Piece) -> dict[str, np.ndarray]:
+    """Per variable: has a non-NaN value over the domain (per month for dynamic variables)."""
+    checks: dict[str, np.ndarray] = {}
+    for part, dims in ((piece.dynamic, ("latitude", "longitude")), (piece.static, None)):
+        if part is None or not part.data_vars:
+            continue
+        if part.nbytes <= EAGER_CHECK_BYTES:
+            part = part.compute(scheduler="synchronous")
+        for n, da in part.data_vars.items():
+            checks[n] = np.asarray(da.notnull().any(dim=dims).values)
     return checks
 
 
 def _raise_if_all_nan(piece: Piece, done: dict) -> None:
     for n, ok in done.items():
-        ok = np.asarray(ok.values)
         if not ok.all():
             if ok.ndim == 0:
                 raise fail(piece.source, f"variable '{n}' is all-NaN over the domain")
@@ -394,29 +400,17 @@ def _raise_if_all_nan(piece: Piece, done: dict) -> None:
 
 def check_not_all_nan(piece: Piece) -> None:
     """Each variable must have at least one finite value over the domain in every month (one read pass)."""
-    import dask
-
-    (done,) = dask.compute(_nan_checks(piece))
-    _raise_if_all_nan(piece, done)
+    _raise_if_all_nan(piece, _nan_checks(piece))
 
 
 def check_pieces_not_all_nan(pieces: Sequence[Piece], reading: Callable[[str], AbstractContextManager]) -> None:
-    """:func:`check_not_all_nan` for many files in one dask pass (one graph, not one per file, which cost
-    ~2 s per yearly file). If reading fails, the files are re-checked one by one inside ``reading(source)``
-    (the reader's error translator) so the error names the file."""
-    import dask
-
-    try:
-        # synchronous: the reads share the netCDF/HDF5 lock anyway, and thousands of tiny tasks cost more in
-        # thread hand-offs than in work
-        (done,) = dask.compute([_nan_checks(p) for p in pieces], scheduler="synchronous")
-    except Exception:
-        for p in pieces:
-            with reading(p.source):
-                check_not_all_nan(p)
-        raise
-    for p, d in zip(pieces, done):
-        _raise_if_all_nan(p, d)
+    """:func:`check_not_all_nan` for many files, file by file inside ``reading(source)`` (the reader's error
+    translator) so a read error names the file. Reading each small file whole was 5x faster than one dask
+    graph over all files' lazy reductions (thousands of tiny tasks)."""
+    for p in pieces:
+        with reading(p.source):
+            done = _nan_checks(p)
+        _raise_if_all_nan(p, done)
 
 
 def combine_pieces(pieces: Sequence[Piece]) -> xr.Dataset:

@@ -138,8 +138,9 @@ class _XarrayReader(FormatReader):
     engine: str = ""
 
     def _open(self, path: Path) -> list[xr.Dataset]:
-        # chunks={} keeps the data lazy (dask) so a 75-year domain never has to sit in RAM.
-        return [xr.open_dataset(path, engine=self.engine, chunks={}, decode_timedelta=False)]
+        # Lazy (dask) so a 75-year domain never has to sit in RAM, but in chunks of whole multiples of the
+        # file's own (often one month per chunk): a dask task per month cost more than the reads themselves.
+        return [xr.open_dataset(path, engine=self.engine, chunks="auto", decode_timedelta=False)]
 
     def open(self, path: Path, *, domain: Domain | None) -> Piece:
         with reading(path):
