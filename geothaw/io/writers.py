@@ -97,7 +97,7 @@ def write_cog(da: xr.DataArray, path: str | Path, *, domain: Domain, crs: int = 
     Written as a tiled GTiff first and then copied with GDAL's COG driver (writing COG directly from dask
     produced empty overviews in the past). Nearest-neighbour resampling keeps flags and NaN edges crisp.
     """
-    import tempfile
+    import uuid
 
     import numpy as np
     import rasterio
@@ -118,12 +118,12 @@ def write_cog(da: xr.DataArray, path: str | Path, *, domain: Domain, crs: int = 
     values = np.where(np.isnan(out.values), nodata, out.values).astype(dtype)
     profile = {"driver": "GTiff", "height": values.shape[1], "width": values.shape[2], "count": values.shape[0],
                "dtype": dtype, "crs": out.rio.crs, "transform": out.rio.transform(), "nodata": nodata,
-               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
-               "predictor": 2 if categorical else 3}
+               "tiled": True, "blockxsize": 256, "blockysize": 256}
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".cog-") as tmpdir:
-        tiled = Path(tmpdir) / "tiled.tif"
+    # The tiled source lives in GDAL's in-memory file system, uncompressed: only the COG is compressed, once.
+    tiled = f"/vsimem/geothaw-{uuid.uuid4().hex}.tif"
+    try:
         with rasterio.open(tiled, "w", **profile) as dst:
             dst.write(values)
             for i in range(values.shape[0]):
@@ -134,6 +134,8 @@ def write_cog(da: xr.DataArray, path: str | Path, *, domain: Domain, crs: int = 
         with atomic_path(final, suffix=".tif") as tmp:
             rasterio.shutil.copy(tiled, tmp, driver="COG", compress="DEFLATE",
                                  predictor="2" if categorical else "3", overview_resampling="nearest", blocksize=256)
+    finally:
+        rasterio.shutil.delete(tiled) if rasterio.shutil.exists(tiled) else None
     return final
 
 
