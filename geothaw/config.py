@@ -127,6 +127,7 @@ class TrainingConfig(_Strict):
     max_train_cells: PosInt = Field(4000, description="cells sampled for training (bounds memory)")
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="fraction of training cells used for validation")
     num_threads: PosInt = Field(1, le=64, description="torch threads (1 is fastest for small batches on few cores)")
+    workers: PosInt | None = Field(None, le=64, description="networks trained at once, one process each (null = one per CPU core when the samples are many enough to gain); the weights do not change")
 
 
 class EvaluationConfig(_Strict):
@@ -171,11 +172,13 @@ class RunConfig(_Strict):
         """Stable short hash of the whole config or of some sections (stage caching keys, provenance).
 
         Where outputs go (``output.runs_dir``, ``data.synthetic.out_dir``) is not part of what is computed, so it
-        is left out: the same run in another folder has the same hash and identical files.
+        is left out: the same run in another folder has the same hash and identical files. So is
+        ``training.workers``, which changes how long training takes, never the weights.
         """
         data = self.model_dump(mode="json")
         data["output"].pop("runs_dir", None)
         data["data"]["synthetic"].pop("out_dir", None)
+        data["training"].pop("workers", None)  # how many processes train, not what they compute
         if sections:
             data = {s: data[s] for s in sections}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

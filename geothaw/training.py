@@ -14,8 +14,13 @@ import contextlib
 import copy
 import hashlib
 import json
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -298,19 +303,38 @@ def finished_checkpoint(run_dir: str | Path, model_name: str, key: str) -> Train
     return TrainResult(model_name, path, loaded.meta.get("metrics", {}))
 
 
+# Below this many sample-epochs a training process is not worth its start-up (~5 s to import torch and
+# receive the samples): the test configs train in one process, the quick and full configs in parallel.
+PARALLEL_MIN_SAMPLE_EPOCHS = 50_000
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def training_workers(cfg, data: PreparedData, n_networks: int) -> int:
+    """How many networks to train at once: ``training.workers``, or one per core when there is enough work."""
+    if cfg.training.workers is not None:
+        return max(1, min(cfg.training.workers, n_networks))
+    big = len(data.train["band"]) * cfg.training.epochs >= PARALLEL_MIN_SAMPLE_EPOCHS
+    return max(1, min(_cpu_count() // max(1, cfg.training.num_threads), n_networks)) if big else 1
+
+
 def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,
               models: list[str] | None = None) -> dict[str, TrainResult]:
     """Train ``training.models`` + ``training.baselines`` on one shared set of prepared samples.
 
     A model whose checkpoint was already trained on the same samples with the same config is kept as it is
     (training is deterministic for a seed, so retraining would give the same weights): a run killed during the
-    training stage resumes with the next unfinished model, from its last finished epoch.
+    training stage resumes with the next unfinished model, from its last finished epoch. The networks train in
+    parallel processes (``training.workers``), each with its own seed and ``training.num_threads`` threads, so
+    their weights are the same as when trained one after the other.
     """
     names = models if models is not None else [*cfg.training.baselines, *cfg.training.models]
-    for n in names:
-        get_model_class(n)
+    classes = {n: get_model_class(n) for n in names}
     data = prepare_training_data(cfg, dataset)
-    results = {}
+    results: dict[str, TrainResult] = {}
+    todo: list[tuple[str, str]] = []
     for n in names:
         key = training_key(cfg, n, data)
         done = finished_checkpoint(run_dir, n, key)
@@ -318,9 +342,94 @@ def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,
             if progress is not None:
                 progress.add_task(f"{n} (trained earlier, kept)", total=1, completed=1)
             results[n] = done
+        elif classes[n].kind == "baseline":  # seconds: fit here, before any process starts
+            results[n] = train_model(cfg, None, n, run_dir, progress, prepared=data, key=key)
+        else:
+            todo.append((n, key))
+    workers = training_workers(cfg, data, len(todo))
+    if workers == 1:
+        for n, key in todo:
+            results[n] = train_model(cfg, None, n, run_dir, progress, prepared=data, key=key)
+    else:
+        results.update(_train_in_processes(cfg, data, todo, Path(run_dir), progress, workers))
+    return {n: results[n] for n in names}
+
+
+def _train_in_processes(cfg, data: PreparedData, todo: list[tuple[str, str]], run_dir: Path, progress,
+                        workers: int) -> dict[str, TrainResult]:
+    # spawn, not fork: the parent holds threads (rich's refresh, dask) whose locks a fork would copy
+    ctx = mp.get_context("spawn")
+    messages = ctx.Queue()
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_training_worker,
+                               initargs=(data, messages, os.getpid()))
+    tasks: dict[str, int] = {}
+    try:
+        futures = {pool.submit(_train_in_worker, cfg, n, str(run_dir), key): n for n, key in todo}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            _forward_progress(messages, progress, tasks)
+            for f in finished:
+                f.result()  # a failed model stops the stage now, not after the others
+        _forward_progress(messages, progress, tasks)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return {futures[f]: f.result() for f in futures}
+
+
+def _forward_progress(messages, progress, tasks: dict[str, int]) -> None:
+    """Replay the workers' progress messages on the parent's rich display."""
+    while True:
+        try:
+            kind, name, kw = messages.get_nowait()
+        except queue_mod.Empty:
+            return
+        if progress is None:
             continue
-        results[n] = train_model(cfg, None, n, run_dir, progress, prepared=data, key=key)
-    return results
+        if kind == "add":
+            tasks[name] = progress.add_task(**kw)
+        elif name in tasks:
+            progress.update(tasks[name], **kw)
+
+
+class _ForwardedProgress:
+    """What :func:`_fit_neural` needs of rich's ``Progress``, sent to the parent at most 4 times a second."""
+
+    def __init__(self, messages, name: str):
+        self.messages, self.name, self.pending, self.last = messages, name, {}, 0.0
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0) -> str:
+        self.messages.put(("add", self.name, {"description": description, "total": total, "completed": completed}))
+        return self.name
+
+    def update(self, task, advance: float = 0, **kw) -> None:
+        self.pending["advance"] = self.pending.get("advance", 0) + advance
+        self.pending.update(kw)
+        if time.monotonic() - self.last >= 0.25 or "val" in kw.get("description", ""):
+            self.messages.put(("update", self.name, self.pending))
+            self.pending, self.last = {}, time.monotonic()
+
+
+_WORKER: dict = {}
+
+
+def _init_training_worker(data: PreparedData, messages, parent_pid: int) -> None:
+    _WORKER.update(data=data, messages=messages)
+
+    def exit_with_parent() -> None:  # a killed run must not leave orphans training on
+        while True:
+            time.sleep(2.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+
+
+def _train_in_worker(cfg, name: str, run_dir: str, key: str) -> TrainResult:
+    progress = _ForwardedProgress(_WORKER["messages"], name)
+    return train_model(cfg, None, name, run_dir, progress, prepared=_WORKER["data"], key=key)
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------
@@ -328,6 +437,7 @@ def _config_slice(cfg) -> dict:
     if cfg is None:
         return {}
     d = cfg.model_dump(mode="json")
+    d["training"].pop("workers", None)  # how many processes train, not what they compute
     return {"seed": d["seed"], "features": d["features"], "training": d["training"], "evaluation": d["evaluation"],
             "band_edges": d["domain"]["band_edges"]}
 

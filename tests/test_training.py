@@ -158,3 +158,21 @@ def test_train_all_keeps_models_already_trained_on_the_same_data(toy, tmp_path):
     # Another configuration retrains everything.
     other = train_all(tiny_config(epochs=1, batch_size=64, learning_rate=1e-3), toy, tmp_path, models=["gru"])
     assert other["gru"].checkpoint.stat().st_mtime_ns != mtimes["gru"]
+
+
+def test_networks_trained_in_parallel_processes_have_the_same_weights(toy, tmp_path):
+    cfg = tiny_config(epochs=2, batch_size=64)
+    serial = train_all(cfg.model_copy(update={"training": cfg.training.model_copy(update={"workers": 1})}), toy,
+                       tmp_path / "serial", models=["linear", "gru", "tcn"])
+    par_cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"workers": 2})})
+    assert par_cfg.hash() == cfg.hash()  # how many processes train is not part of what is computed
+    with Progress(disable=True) as progress:
+        parallel = train_all(par_cfg, toy, tmp_path / "parallel", progress=progress, models=["linear", "gru", "tcn"])
+        shown = {t.description.split()[0]: t.completed for t in progress.tasks}
+    assert list(parallel) == ["linear", "gru", "tcn"]
+    assert shown["gru"] > 0 and shown["tcn"] > 0  # the workers' progress reached the parent's display
+    for name in ("gru", "tcn"):
+        a = torch.load(serial[name].checkpoint, weights_only=True)
+        b = torch.load(parallel[name].checkpoint, weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+        assert serial[name].metrics["val_rmse_by_depth"] == parallel[name].metrics["val_rmse_by_depth"]
