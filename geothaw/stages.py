@@ -7,6 +7,7 @@ in memory: forcing stays lazy (dask) and is reduced chunk by chunk.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +26,56 @@ HIST_END = 2005  # CMIP5 historical runs end in December 2005; RCPs start in Jan
 STATIC_VARS = ("elevation", "slt", "cvh", "cvl", "lsm", "z", "swvl1", "swvl2", "swvl3", "swvl4")
 
 
-def progress_bar(console: Console | None = None) -> Progress:
-    """One rich progress display per stage: description, bar, counts, elapsed and ETA."""
-    return Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
-                    disable=console is None)
+class LoggedProgress(Progress):
+    """A progress display for consoles that are not terminals (a log file, a batch job, ``nohup``): rich draws
+    nothing there until the stage ends, so each task also prints a plain line every ``every`` seconds and
+    once when it finishes."""
+
+    def __init__(self, *columns, every: float = 60.0, **kwargs):
+        super().__init__(*columns, **kwargs)
+        self.every = every
+        self._logged: dict = {}
+
+    def add_task(self, *args, **kwargs):
+        task_id = super().add_task(*args, **kwargs)
+        self._logged[task_id] = time.monotonic()
+        return task_id
+
+    def update(self, task_id, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        self._log(task_id)
+
+    def advance(self, task_id, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._log(task_id)
+
+    def _log(self, task_id) -> None:
+        last = self._logged.get(task_id)
+        task = next((t for t in self.tasks if t.id == task_id), None)
+        if task is None or last is None or (not task.finished and time.monotonic() - last < self.every):
+            return
+        self._logged[task_id] = None if task.finished else time.monotonic()  # a finished task logs once
+        line = f"  {task.description}: {task.completed:g}/{task.total:g}" if task.total else f"  {task.description}"
+        if task.total:
+            line += f" ({100 * task.completed / task.total:.0f} %), {_clock(task.elapsed)} elapsed"
+            if not task.finished and task.time_remaining is not None:
+                line += f", eta {_clock(task.time_remaining)}"
+        self.console.print(line, highlight=False)
+
+
+def _clock(seconds: float | None) -> str:
+    s = int(seconds or 0)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def progress_bar(console: Console | None = None, *, every: float = 60.0) -> Progress:
+    """One rich progress display per stage: description, bar, counts, elapsed and ETA (plain lines every
+    ``every`` seconds instead when the console is not a terminal)."""
+    columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn())
+    if console is not None and not console.is_terminal:
+        return LoggedProgress(*columns, every=every, console=console, transient=False)
+    return Progress(*columns, console=console, transient=False, disable=console is None)
 
 
 @dataclass

@@ -54,3 +54,26 @@ def test_full_disk_fails_in_one_line_and_leaves_nothing_partial(tmp_path):
     failed = Path(errors[0].split("cannot write ")[1].split(": file size")[0])
     assert not failed.exists()  # the final path never holds a truncated file
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()]  # and no temporary sibling is left behind
+
+
+def test_progress_in_a_log_file_prints_plain_lines():
+    """A run logged to a file (batch job, nohup) shows its progress as lines, not only when a stage ends."""
+    import io
+
+    from rich.console import Console
+
+    from geothaw.stages import LoggedProgress, progress_bar
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=120)
+    assert isinstance(progress_bar(console), LoggedProgress)
+    clock = iter(range(0, 10_000, 10))  # 10 s per reading, so rich has a speed to give an ETA from
+    with LoggedProgress(every=0, console=console, get_time=lambda: float(next(clock))) as bar:
+        task = bar.add_task("physics blocks", total=4)
+        for _ in range(4):
+            bar.advance(task)
+        bar.update(task, description="physics blocks")  # finished: no second final line
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("  physics blocks:")]
+    assert [ln.split(":")[1].split()[0] for ln in lines] == ["1/4", "2/4", "3/4", "4/4"], lines
+    assert "eta" in lines[1] and "(100 %)" in lines[-1] and "eta" not in lines[-1]
+    assert not isinstance(progress_bar(Console(file=io.StringIO(), force_terminal=True)), LoggedProgress)
