@@ -205,3 +205,18 @@ def test_extra_static_inputs_are_used_and_missing_ones_named(toy):
     with pytest.raises(InputDataError, match="extra_static: 'tvh'"):
         FeatureSpec.from_dataset(ds, cfg.features.model_copy(update={"extra_static": ["tvh"]}),
                                  band_edges=cfg.domain.band_edges)
+
+
+def test_snow_inputs_stop_at_the_cap_on_icefields(toy):
+    """A cell whose summers never melt its snow must not put the snow inputs hundreds of σ out."""
+    from geothaw.features import SWE_CAP_M
+
+    ice = toy.copy(deep=True)
+    ice["t2m"][:, 0, 0] = -12.0 - 3.0 * np.cos(2 * np.pi * (np.arange(ice.sizes["time"]) % 12) / 12)  # never thaws
+    ice["tp"][:, 0, 0] = 300.0  # mm per month: ~3.6 m w.e. a year, all snow
+    out = prepare(ice)
+    sd, sde, rsn = (out[v].values[:, 0, 0] for v in ("sd", "sde", "rsn"))
+    assert sd.max() == pytest.approx(SWE_CAP_M) and (sd[-24:] == pytest.approx(SWE_CAP_M))
+    np.testing.assert_allclose(sde / sd, 1000.0 / rsn, rtol=1e-5)  # depth capped alike: density kept
+    # Ordinary cells are untouched.
+    xr.testing.assert_identical(out["sd"].isel(latitude=slice(1, None)), prepare(toy)["sd"].isel(latitude=slice(1, None)))
