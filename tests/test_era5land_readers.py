@@ -316,3 +316,20 @@ def test_no_warnings_on_the_happy_path(files, dom):
         warnings.simplefilter("error")
         for layout in ("new_cds", "old_cds_expver", "grib"):
             open_era5land(files[layout][0], dom, invariants=files[layout][1]).close()
+
+
+def test_files_open_with_a_small_chunk_cache_and_the_default_is_restored(truth, dom, tmp_path):
+    """75 yearly files stay open at once: netCDF's default 64 MiB cache per variable kept every file's data
+    in memory after one read (6.2 GB for the full 0.1° record)."""
+    import netCDF4
+
+    from geothaw.io.era5land import NETCDF_CHUNK_CACHE_BYTES, netcdf_chunk_cache
+
+    before = netCDF4.get_chunk_cache()
+    p = write_era5land_new_cds(truth, tmp_path / "a.nc")
+    with netcdf_chunk_cache(NETCDF_CHUNK_CACHE_BYTES):
+        with netCDF4.Dataset(p) as nc:
+            assert nc.variables["stl1"].get_var_chunk_cache()[0] == NETCDF_CHUNK_CACHE_BYTES
+    assert netCDF4.get_chunk_cache() == before
+    open_era5land(p, dom).close()
+    assert netCDF4.get_chunk_cache() == before
