@@ -51,7 +51,7 @@ STAGES: list[Stage] = [
     Stage("domain", _stage_domain, ("domain", "data"), "grid, land mask, latitude bands"),
     Stage("world", S.stage_world, _ALL, "inputs: synthetic Alaska (ERA5-Land + CMIP5 formats) or user files"),
     Stage("inputs", S.stage_inputs, _ALL, "read the reanalysis files into the run's input store"),
-    Stage("train", S.stage_train, (*_ALL, "features", "training", "evaluation"), "train 5 architectures + baselines"),
+    Stage("train", S.stage_train, (*_ALL, "features", "training", "evaluation"), "train the sequence models + baselines"),
     Stage("evaluate", S.stage_evaluate, (*_ALL, "features", "training", "evaluation"), "hold-out metrics, best model, attribution"),
     Stage("skill", S.stage_skill, (*_ALL, "features", "training", "evaluation", "projection"), "projection skill vs physics truth"),
     Stage("biascorrect", S.stage_biascorrect, _ALL, "quantile mapping of GCM forcing (xsdba)"),
