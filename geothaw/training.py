@@ -30,11 +30,13 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader, TensorDataset
 
+from .cpus import available_cpus
 from .errors import CheckpointError, InputDataError
 from .features import TARGETS, FeatureSpec, make_inputs, prepare
 from .io.atomic import atomic_path, write_text_atomic
 from .models import build_model, get_model_class
 from .models.base import BaseModel, ModelSpec
+from .models.ridge import ridge_solution
 from .versions import collect_versions
 
 CHECKPOINT_DIR = "checkpoints"
@@ -229,23 +231,13 @@ def fit_linear_path(model: BaseModel, train: dict[str, np.ndarray], alpha: float
     ``rows`` samples at a time, so memory does not grow with the sample count.
     """
     dyn, static, target = train["dynamic"], train["static"], train["target"]
-    n = len(target)
-    d = dyn.shape[1] * dyn.shape[2] + static.shape[1]
-    xtx, xty = np.zeros((d, d)), np.zeros((d, target.shape[1] * target.shape[2]))
-    xsum, ysum = np.zeros(d), np.zeros(xty.shape[1])
-    for i in range(0, n, rows):
-        x = np.concatenate([dyn[i:i + rows].reshape(-1, d - static.shape[1]), static[i:i + rows]], axis=1)
-        x, y = x.astype("float64"), target[i:i + rows].reshape(len(x), -1).astype("float64")
-        xtx += x.T @ x
-        xty += x.T @ y
-        xsum += x.sum(axis=0)
-        ysum += y.sum(axis=0)
-    xm, ym = xsum / n, ysum / n
-    weight = np.linalg.solve(xtx - n * np.outer(xm, xm) + alpha * np.eye(d), xty - n * np.outer(xm, ym))
+    blocks = ((np.concatenate([dyn[p].reshape(len(dyn[p]), -1), static[p]], axis=1),
+               target[p].reshape(len(target[p]), -1)) for p in (slice(i, i + rows) for i in range(0, len(target), rows)))
+    weight, bias = ridge_solution(blocks, alpha)
     proj = model.linear_response.proj
     with torch.no_grad():
         proj.weight.copy_(torch.as_tensor(weight.T, dtype=proj.weight.dtype))
-        proj.bias.copy_(torch.as_tensor(ym - xm @ weight, dtype=proj.bias.dtype))
+        proj.bias.copy_(torch.as_tensor(bias, dtype=proj.bias.dtype))
     model.linear_response.requires_grad_(False)
     last = model.head.net[-1]  # start as the ridge model: the network's share begins at zero, not at noise
     with torch.no_grad():
@@ -345,16 +337,12 @@ def finished_checkpoint(run_dir: str | Path, model_name: str, key: str) -> Train
 PARALLEL_MIN_SAMPLE_EPOCHS = 50_000
 
 
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def training_workers(cfg, data: PreparedData, n_networks: int) -> int:
     """How many networks to train at once: ``training.workers``, or one per core when there is enough work."""
     if cfg.training.workers is not None:
         return max(1, min(cfg.training.workers, n_networks))
     big = len(data.train["band"]) * cfg.training.epochs >= PARALLEL_MIN_SAMPLE_EPOCHS
-    return max(1, min(_cpu_count() // max(1, cfg.training.num_threads), n_networks)) if big else 1
+    return max(1, min(available_cpus() // max(1, cfg.training.num_threads), n_networks)) if big else 1
 
 
 def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,

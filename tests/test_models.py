@@ -9,6 +9,7 @@ import torch
 from geothaw.errors import ConfigError
 from geothaw.models import available_models, build_model, get_model_class, register
 from geothaw.models.base import BaseModel, InputLayer, ModelSpec, OutputHead
+from geothaw.models.ridge import ridge_solution
 
 NEURAL = ["bilstm", "conv1dlstm", "gru", "tcn", "transformer"]
 SPEC = ModelSpec(n_dynamic=7, n_static=13, n_bands=5, hidden_size=16)
@@ -95,6 +96,25 @@ def test_ridge_recovers_a_linear_map():
     model = build_model("linear", spec).fit(batch)
     pred = model({k: torch.as_tensor(v) for k, v in batch.items()})["y_hat"].numpy()
     np.testing.assert_allclose(pred, batch["target"], atol=1e-3)
+    # fitted in row blocks (bounded memory) it is the same solution
+    blockwise = build_model("linear", spec).fit(batch, rows=37)
+    np.testing.assert_allclose(blockwise.weight.numpy(), model.weight.numpy(), atol=1e-5)
+
+
+def test_ridge_solution_matches_the_closed_form_and_shrinks_with_alpha():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 5))
+    y = x @ rng.normal(size=(5, 2)) + np.array([1.0, -2.0]) + 0.1 * rng.normal(size=(300, 2))
+    blocks = [(x[i:i + 64], y[i:i + 64]) for i in range(0, 300, 64)]
+    w, b = ridge_solution(blocks, alpha=3.0)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    w_ref = np.linalg.solve(xc.T @ xc + 3.0 * np.eye(5), xc.T @ yc)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-10)
+    np.testing.assert_allclose(b, y.mean(0) - x.mean(0) @ w_ref, rtol=1e-10)
+    w_big, _ = ridge_solution(blocks, alpha=1e4)
+    assert np.abs(w_big).sum() < 0.2 * np.abs(w).sum()
+    with pytest.raises(ValueError, match="at least one sample"):
+        ridge_solution([], alpha=1.0)
 
 
 def test_linear_response_keeps_growing_beyond_the_training_range():

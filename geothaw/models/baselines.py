@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from . import register
 from .base import N_DEPTHS, N_MONTHS, ModelSpec
+from .ridge import ridge_solution
 
 
 def cell_keys(coords: Tensor) -> Tensor:
@@ -92,16 +93,18 @@ class Ridge(_Baseline):
         dyn = torch.as_tensor(dynamic)
         return torch.cat([dyn.reshape(dyn.shape[0], -1), torch.as_tensor(static), onehot], dim=1)
 
-    def fit(self, batch: dict[str, np.ndarray]) -> "Ridge":
-        X = self._design(batch["dynamic"], batch["static"], batch["band"]).double()
-        y = torch.as_tensor(batch["target"]).double().reshape(X.shape[0], -1)
-        xm, ym = X.mean(0), y.mean(0)
-        Xc = X - xm
-        # Normal equations with a ridge term (inputs are already normalised, so one alpha fits all).
-        A = Xc.T @ Xc + self.spec.ridge_alpha * torch.eye(X.shape[1], dtype=torch.float64)
-        W = torch.linalg.solve(A, Xc.T @ (y - ym))
-        self.weight = W.float()
-        self.bias = (ym - xm @ W).float()
+    def fit(self, batch: dict[str, np.ndarray], rows: int = 16384) -> "Ridge":
+        n = len(batch["target"])
+
+        def blocks():
+            for i in range(0, n, rows):
+                part = slice(i, i + rows)
+                x = self._design(batch["dynamic"][part], batch["static"][part], batch["band"][part]).numpy()
+                yield x, np.asarray(batch["target"][part]).reshape(len(x), -1)
+
+        weight, bias = ridge_solution(blocks(), self.spec.ridge_alpha)
+        self.weight = torch.as_tensor(weight, dtype=torch.float32)
+        self.bias = torch.as_tensor(bias, dtype=torch.float32)
         return self
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

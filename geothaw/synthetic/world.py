@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..cpus import available_cpus
 from ..domain import Domain
 from ..errors import ConfigError
 from ..io.atomic import atomic_path, write_text_atomic
@@ -287,10 +287,6 @@ def _as_float32(res: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np
     return {g: {k: v.astype("float32", copy=False) for k, v in d.items()} for g, d in res.items()}
 
 
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 @contextmanager
 def _group_runner(ctx: _Context, workers: int) -> Iterator[Callable[[list], Iterator[dict]]]:
     """A function mapping cell groups [(ii, jj), …] to their physics results, in order, in ``workers`` processes."""
@@ -322,7 +318,7 @@ def _solve_blocks(ctx: _Context, land: np.ndarray, todo: list[tuple[int, int, Pa
     if workers is None:  # automatic: one process per core, unless the world is too small to gain from them
         # starting a spawned worker costs ~3 s and a group ~15–25 s: below a few groups per worker one process
         # wins (measured: 1° world, 2 groups: 48 s in one process, 52 s in two; 0.5°, 9 groups: 162 s vs 143 s)
-        workers = _cpu_count() if len(groups) >= 4 * _cpu_count() else 1
+        workers = available_cpus() if len(groups) >= 4 * available_cpus() else 1
     finished = n_blocks - len(todo)
     report("physics blocks", finished, n_blocks)
     with _group_runner(ctx, max(1, min(workers, len(groups)))) as run:
