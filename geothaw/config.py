@@ -129,6 +129,7 @@ class TrainingConfig(_Strict):
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="fraction of training cells used for validation")
     num_threads: PosInt = Field(1, le=64, description="torch threads (1 is fastest for small batches on few cores)")
     workers: PosInt | None = Field(None, le=64, description="networks trained at once, one process each (null = one per CPU core when the samples are many enough to gain); the weights do not change")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where the networks train: cpu (bit-reproducible), cuda (an NVIDIA GPU; an error when torch sees none) or auto (cuda when torch sees one). Baselines, evaluation and projection run on the CPU; checkpoints load on any machine")
 
 
 class EvaluationConfig(_Strict):

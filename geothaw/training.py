@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import itertools
 import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ import xarray as xr
 from torch.utils.data import DataLoader, TensorDataset
 
 from .cpus import available_cpus
-from .errors import CheckpointError, InputDataError
+from .errors import CheckpointError, ConfigError, InputDataError
 from .features import TARGETS, FeatureSpec, make_inputs, prepare
 from .io.atomic import atomic_path, write_text_atomic
 from .models import build_model, get_model_class
@@ -85,24 +87,50 @@ class LoadedModel:
 
 
 # ---- determinism / threads ------------------------------------------------------------------------
+def resolve_device(requested: str) -> str:
+    """``training.device`` as torch will use it: ``auto`` becomes ``cuda`` when torch sees a GPU, else ``cpu``."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def training_device(cfg) -> torch.device:
+    """The device the networks train on, or a one-line error when ``cuda`` is asked for and torch sees none."""
+    name = resolve_device(cfg.training.device)
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"training.device is 'cuda' but torch {torch.__version__} sees no CUDA GPU; "
+                          "use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
 @contextlib.contextmanager
-def torch_runtime(seed: int, threads: int | None = None) -> Iterator[torch.Generator]:
+def torch_runtime(seed: int, threads: int | None = None, device: torch.device | None = None
+                  ) -> Iterator[torch.Generator]:
     """Seed torch, switch on deterministic algorithms and set the thread count — restored afterwards,
     so library calls leave the caller's torch settings as they were.
 
     One thread by default: with small batches on a shared 2-core machine, 2 intra-op threads made a GRU
-    training step ~10× *slower* (0.04 s → 0.45 s at batch 128) than one thread.
+    training step ~10× *slower* (0.04 s → 0.45 s at batch 128) than one thread. On a GPU some backward kernels
+    (the band embedding's) have no deterministic version, so there the deterministic switch only warns and the
+    warning is silenced: GPU training is reproducible to floating-point rounding, not to the bit.
     """
+    gpu = device is not None and device.type == "cuda"
+    if gpu:  # cuBLAS is deterministic only with a fixed workspace, set before its first use
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     prev_threads = torch.get_num_threads()
     prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(threads or 1)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=gpu)
+    torch.manual_seed(seed)  # seeds the GPU generators too
     try:
-        yield torch.Generator().manual_seed(seed)
+        with warnings.catch_warnings():
+            if gpu:
+                warnings.filterwarnings("ignore", message=".*does not have a deterministic implementation.*")
+            yield torch.Generator().manual_seed(seed)
     finally:
         torch.set_num_threads(prev_threads)
-        torch.use_deterministic_algorithms(prev_det)
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
 
 
 def to_tensors(batch: dict[str, np.ndarray], keys=BATCH_KEYS) -> dict[str, torch.Tensor]:
@@ -144,11 +172,12 @@ def predict(model: torch.nn.Module, features: FeatureSpec, batch: dict[str, np.n
             ) -> np.ndarray:
     """Predictions in °C, ``[N, 12, 4]``, for a normalised ``make_inputs`` batch (batched to bound memory)."""
     model.eval()
+    device = next(itertools.chain(model.parameters(), model.buffers()), torch.empty(0)).device
     n = len(batch["band"])
     out = np.empty((n, 12, len(TARGETS)), dtype="float32")
     for i in range(0, n, batch_size):
         part = to_tensors({k: v[i:i + batch_size] for k, v in batch.items() if k in BATCH_KEYS})
-        out[i:i + batch_size] = model(part)["y_hat"].numpy()
+        out[i:i + batch_size] = model({k: v.to(device) for k, v in part.items()})["y_hat"].cpu().numpy()
     return features.denormalize_target(out)
 
 
@@ -158,12 +187,16 @@ def _rmse_by_depth(y: np.ndarray, y_hat: np.ndarray) -> list[float]:
 
 # ---- training --------------------------------------------------------------------------------------
 def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator, progress=None,
-                resume_path: Path | None = None, resume_key: str = "") -> dict:
+                resume_path: Path | None = None, resume_key: str = "", device: torch.device | None = None) -> dict:
     """Adam + plateau schedule + early stopping. With ``resume_path`` the full training state is saved after
     every epoch (atomically), and a state saved under the same ``resume_key`` is picked up: a killed run goes on
-    from its last finished epoch and ends with the same weights as an uninterrupted one."""
+    from its last finished epoch and ends with the same weights as an uninterrupted one.
+
+    The model is expected on ``device`` already; batches are shuffled on the CPU (the same order on any device)
+    and moved there one at a time."""
+    device = device or torch.device("cpu")
     tr = to_tensors(data.train, (*BATCH_KEYS, "target"))
-    va = to_tensors(data.val, (*BATCH_KEYS, "target"))
+    va = {k: v.to(device) for k, v in to_tensors(data.val, (*BATCH_KEYS, "target")).items()}
     keys = list(tr)
     loader = DataLoader(TensorDataset(*[tr[k] for k in keys]), batch_size=cfg.training.batch_size, shuffle=True,
                         generator=gen, num_workers=0)
@@ -181,6 +214,8 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None and state["cuda_rng"].numel():
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         best, best_epoch, bad, history = state["best"], state["best_epoch"], state["bad"], state["history"]
         best_state = state["best_state"] or None
         first_epoch = len(history) + 1
@@ -191,7 +226,7 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
         model.train()
         run, nb = 0.0, 0
         for tensors in loader:
-            b = dict(zip(keys, tensors))
+            b = {k: t.to(device, non_blocking=True) for k, t in zip(keys, tensors)}
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(b)["y_hat"], b["target"])
             loss.backward()
@@ -212,7 +247,7 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
             bad += 1
         if resume_path is not None:
             _save_resume_state(resume_path, resume_key, model, opt, sched, gen, best, best_state, best_epoch, bad,
-                               history)
+                               history, device)
         if bad >= cfg.training.patience:
             break
     if best_state is not None:
@@ -246,9 +281,12 @@ def fit_linear_path(model: BaseModel, train: dict[str, np.ndarray], alpha: float
 
 
 def _save_resume_state(path: Path, key: str, model, opt, sched, gen, best, best_state, best_epoch, bad,
-                       history) -> None:
+                       history, device: torch.device | None = None) -> None:
+    gpu = device is not None and device.type == "cuda"  # dropout on a GPU draws from the GPU's own generator
     state = {"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "best": float(best),
+             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state(device) if gpu else torch.empty(0, dtype=torch.uint8),
+             "best": float(best),
              "best_state": best_state or {}, "best_epoch": int(best_epoch), "bad": int(bad), "history": history}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -297,14 +335,17 @@ def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str |
     mspec = ModelSpec.from_config(cfg, data.spec)
     path = Path(run_dir) / CHECKPOINT_DIR / f"{model_name}.pt"
     resume_path = path.with_suffix(".resume.pt")
+    device = training_device(cfg) if cls.kind != "baseline" else torch.device("cpu")
     t0 = time.perf_counter()
-    with torch_runtime(cfg.seed, cfg.training.num_threads) as gen:
-        model = cls(mspec)
+    with torch_runtime(cfg.seed, cfg.training.num_threads, device) as gen:
+        model = cls(mspec)  # initialised on the CPU: the same starting weights on any device
         if cls.kind == "baseline":
             model.fit(data.train)
             fit_info: dict = {}
         else:
-            fit_info = _fit_neural(model, cfg, data, gen, progress, resume_path=resume_path, resume_key=key)
+            model.to(device)
+            fit_info = _fit_neural(model, cfg, data, gen, progress, resume_path=resume_path, resume_key=key,
+                                   device=device)
         val_pred = predict(model, data.spec, data.val)
     val_true = data.spec.denormalize_target(data.val["target"])
     metrics = {
@@ -313,6 +354,7 @@ def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str |
         "train_seconds": round(time.perf_counter() - t0, 3),
         "n_train_samples": int(len(data.train["band"])),
         "n_val_samples": int(len(data.val["band"])),
+        "device": device.type,
     }
     save_checkpoint(model, data.spec, path, cfg=cfg, metrics=metrics, split=data.split.summary(),
                     history=fit_info.get("history", []), training_key=key)
@@ -339,6 +381,8 @@ PARALLEL_MIN_SAMPLE_EPOCHS = 50_000
 
 def training_workers(cfg, data: PreparedData, n_networks: int) -> int:
     """How many networks to train at once: ``training.workers``, or one per core when there is enough work."""
+    if resolve_device(cfg.training.device) == "cuda":  # one GPU: the networks take turns on it
+        return 1
     if cfg.training.workers is not None:
         return max(1, min(cfg.training.workers, n_networks))
     big = len(data.train["band"]) * cfg.training.epochs >= PARALLEL_MIN_SAMPLE_EPOCHS
@@ -463,6 +507,7 @@ def _config_slice(cfg) -> dict:
         return {}
     d = cfg.model_dump(mode="json")
     d["training"].pop("workers", None)  # how many processes train, not what they compute
+    d["training"]["device"] = resolve_device(d["training"]["device"])  # GPU weights differ from CPU ones in rounding
     return {"seed": d["seed"], "features": d["features"], "training": d["training"], "evaluation": d["evaluation"],
             "band_edges": d["domain"]["band_edges"]}
 
@@ -473,7 +518,7 @@ def save_checkpoint(model: torch.nn.Module, features: FeatureSpec, path: str | P
     """Write ``<path>`` (state_dict) and ``<path>.json`` (everything else), both atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)  # loads without a GPU
     meta = {
         "model": model.name, "kind": model.kind, "model_spec": model.spec.to_dict(), "features": features.to_dict(),
         "config": _config_slice(cfg), "metrics": metrics or {}, "split": split or {}, "history": history or [],
