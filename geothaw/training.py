@@ -127,6 +127,7 @@ def torch_runtime(seed: int, threads: int | None = None, device: torch.device | 
         with warnings.catch_warnings():
             if gpu:
                 warnings.filterwarnings("ignore", message=".*does not have a deterministic implementation.*")
+                warnings.filterwarnings("ignore", message=".*defaults to a non-deterministic algorithm.*")
             yield torch.Generator().manual_seed(seed)
     finally:
         torch.set_num_threads(prev_threads)
