@@ -22,6 +22,8 @@ install: $(BIN)/.installed
 
 run: $(BIN)/.installed
 	$(BIN)/geothaw run $(ARGS)
+	@# the default run refreshes the README's picture (a run with ARGS leaves it alone)
+	@if [ -z "$(ARGS)" ]; then cp runs/alaska/maps/overview.png maps/overview.png && echo "README picture refreshed: maps/overview.png"; fi
 
 # two pytest workers, one test file each at a time (module fixtures are built once), in the order tests/conftest.py
 # sets (slowest files first); PYTEST_WORKERS=0 runs serially
