@@ -33,6 +33,9 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would, so colleagues and
+        # GIS servers sharing the output folder can read the rasters.
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, final)
     except Exception as exc:
         # Libraries report a full disk in their own words (netCDF4: "HDF error"); say what happened.
@@ -43,6 +46,20 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _current_umask() -> int:
+    """The process umask (read without changing it where /proc allows; the swap fallback is instant)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 _DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
