@@ -75,31 +75,49 @@ def active_layer_thickness(tmax: xr.DataArray) -> tuple[xr.DataArray, xr.DataArr
     return alt_da, capped
 
 
+def _first_exceedance(magt: np.ndarray, years: np.ndarray, window: int) -> np.ndarray:
+    """numpy core of :func:`first_exceedance_year`; ``magt`` has year as its last axis.
+
+    The running mean comes from cumulative sums (a window with any NaN year has no mean), so memory stays a
+    few copies of ``magt`` whatever the window length.
+    """
+    n = magt.shape[-1]
+    if n < window:
+        return np.full(magt.shape[:-1], np.nan, dtype="float32")
+    pad = np.zeros(magt.shape[:-1] + (1,))
+    csum = np.concatenate([pad, np.nan_to_num(magt, nan=0.0).cumsum(-1, dtype="float64")], -1)
+    gaps = np.concatenate([pad, np.isnan(magt).cumsum(-1, dtype="float64")], -1)
+    total = csum[..., window:] - csum[..., :-window]  # windows ending at years[window-1:]
+    complete = (gaps[..., window:] - gaps[..., :-window]) == 0
+    above = complete & (total > 0)
+    # "stays above": every later window is above too → reverse cumulative AND along year
+    stays = np.flip(np.logical_and.accumulate(np.flip(above, -1), axis=-1), -1)
+    ends = years[window - 1:]
+    return np.where(stays.any(axis=-1), ends[np.argmax(stays, axis=-1)], np.nan).astype("float32")
+
+
 def first_exceedance_year(magt: xr.DataArray, window: int = RUNNING_YEARS) -> xr.DataArray:
-    """First year after which the ``window``-year running mean magt stays above 0 °C to the end (NaN if never)."""
-    running = magt.rolling(year=window, center=False, min_periods=window).mean()
-    above = (running > 0).transpose("year", ...)
-    # "stays above": all later years are above too → reverse cumulative AND
-    stays = np.flip(np.logical_and.accumulate(np.flip(above.values, 0), axis=0), 0)
-    years = magt["year"].values
-    has = stays.any(axis=0)
-    idx = np.argmax(stays, axis=0)
-    # the running window ending in that year started window-1 years earlier: report the window's end year
-    out = np.where(has, years[idx], np.nan).astype("float32")
-    valid = magt.notnull().any("year").transpose(*above.dims[1:]).values
-    out = np.where(valid, out, np.nan)
-    da = above.isel(year=0, drop=True).copy(data=out)
-    da.attrs = {"long_name": f"first year after which the {window}-year running mean annual ground temperature stays > 0 °C",
-                "units": "year", "comment": "NaN: never within the projection"}
-    return da
+    """First year after which the ``window``-year running mean magt stays above 0 °C to the end (NaN if never).
+
+    The year reported is the end year of the first such window. Works lazily on dask (year in one chunk).
+    """
+    out = xr.apply_ufunc(_first_exceedance, magt, kwargs={"years": magt["year"].values, "window": window},
+                         input_core_dims=[["year"]], dask="parallelized", output_dtypes=["float32"])
+    out = out.where(magt.notnull().any("year")).astype("float32")  # cells with no data at all stay NaN
+    out = out.drop_vars([c for c in out.coords if "year" in out[c].dims or c == "year"], errors="ignore")
+    out.attrs = {"long_name": f"first year after which the {window}-year running mean annual ground temperature stays > 0 °C",
+                 "units": "year", "comment": "NaN: never within the projection"}
+    return out
 
 
 def yearly_products(soil_temperature: xr.DataArray) -> xr.Dataset:
     """All per-year products from monthly soil temperature (dims time or year/month, depth, latitude, longitude)."""
     ym = to_year_month(soil_temperature)
-    magt = ym.mean("month")
-    tmin = ym.min("month")
-    tmax = ym.max("month")
+    # skipna=False: a cell-year is either complete or absent (sea, no data), so NaN-skipping would only turn
+    # a missing month into a biased mean (and warn "Mean of empty slice" over the sea)
+    magt = ym.mean("month", skipna=False)
+    tmin = ym.min("month", skipna=False)
+    tmax = ym.max("month", skipna=False)
     nan = magt.isnull()
 
     def flag(cond, long_name):

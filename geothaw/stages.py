@@ -386,20 +386,33 @@ def stage_project(ctx: Context) -> dict:
                 forcing = scenario_forcing(ctx, gcm, scen)
                 prod = project_products(forcing, ckpt, years=years, scenario=scen,
                                         chunk_cells=cfg.projection.chunk_cells, batch_size=cfg.projection.batch_size)
-                # computed before writing: a dask-streamed NetCDF lands its HDF5 chunks in completion order, so the
-                # bytes would differ between runs; the yearly products of one GCM × scenario fit in memory.
-                write_products_netcdf(prod.compute(), target, scenario=scen, provenance={**prov, "gcm": gcm})
-            bar.advance(task)
+                # streamed: computed and written one longitude slab at a time, so memory follows the slab
+                write_products_netcdf(prod, target, scenario=scen, provenance={**prov, "gcm": gcm},
+                                      on_slab=lambda done, total: bar.update(task, completed=len(out) + done / total))
             out[f"{gcm}_{scen}"] = str(target.relative_to(ctx.run_dir))
+            bar.update(task, completed=len(out))
         for scen in cfg.projection.scenarios:
-            members = [xr.open_dataset(ctx.run_dir / "products" / f"{g}_{scen}.nc") for g in gcms]
-            ens = ensemble_products(members)
-            write_products_netcdf(ens, ctx.path("products", f"ensemble_{scen}.nc"), scenario=scen,
-                                  provenance={**prov, "gcms": ",".join(gcms), "ensemble": "mean of GCM members"})
-            for m in members:
-                m.close()
+            write_ensemble([ctx.run_dir / "products" / f"{g}_{scen}.nc" for g in gcms],
+                           ctx.path("products", f"ensemble_{scen}.nc"), scenario=scen,
+                           provenance={**prov, "gcms": ",".join(gcms), "ensemble": "mean of GCM members"})
             out[f"ensemble_{scen}"] = f"products/ensemble_{scen}.nc"
     return out
+
+
+def write_ensemble(member_paths: list[Path], target: Path, *, scenario: str, provenance: dict) -> Path:
+    """Ensemble products of the GCM members' NetCDF files, computed lazily and written slab by slab: memory
+    follows one (latitude block × HDF5-chunk-wide) piece of every member, never a whole member."""
+    from .io.chunk_cache import NETCDF_CHUNK_CACHE_BYTES, netcdf_chunk_cache
+    from .io.writers import HDF5_LON_CHUNK, write_products_netcdf
+
+    chunks = {"year": -1, "depth": -1, "latitude": 64, "longitude": HDF5_LON_CHUNK}
+    with netcdf_chunk_cache(NETCDF_CHUNK_CACHE_BYTES):  # the default 64 MiB per variable would hold whole members
+        members = [xr.open_dataset(p, chunks=chunks) for p in member_paths]
+    try:
+        return write_products_netcdf(ensemble_products(members), target, scenario=scenario, provenance=provenance)
+    finally:
+        for m in members:
+            m.close()
 
 
 def ensemble_products(members: list[xr.Dataset]) -> xr.Dataset:
@@ -407,7 +420,7 @@ def ensemble_products(members: list[xr.Dataset]) -> xr.Dataset:
     from .products import first_exceedance_year
 
     stack = xr.concat([m[["magt", "tmin", "tmax", "alt"]] for m in members], dim="member")
-    mean = stack.mean("member")
+    mean = stack.mean("member", skipna=False)  # a cell is land in every member or in none
     nan = mean["magt"].isnull()
 
     def flag(cond, long_name):
@@ -417,7 +430,7 @@ def ensemble_products(members: list[xr.Dataset]) -> xr.Dataset:
     out = mean.copy()
     for v in ("magt", "tmin", "tmax", "alt"):
         out[v].attrs = {**members[0][v].attrs, "cell_methods": "member: mean"}
-    out["magt_spread"] = stack["magt"].std("member").astype("float32").assign_attrs(
+    out["magt_spread"] = stack["magt"].std("member", skipna=False).astype("float32").assign_attrs(
         long_name="GCM ensemble standard deviation of mean annual ground temperature", units="degC")
     out["exceeds_zero"] = flag(mean["magt"] > 0, "ensemble-mean MAGT above 0 °C")
     out["thawed_year_round"] = flag(mean["tmin"] > 0, "ensemble-mean coldest month above 0 °C")

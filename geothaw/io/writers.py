@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import xarray as xr
 
 from ..domain import Domain
 from .atomic import atomic_path
+from .chunk_cache import NETCDF_CHUNK_CACHE_BYTES
 
 
 def write_netcdf(ds: xr.Dataset, path: str | Path, **kwargs) -> Path:
@@ -48,29 +50,74 @@ def _cf_georeference(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def write_products_netcdf(products: xr.Dataset, path: str | Path, *, scenario: str, provenance: dict) -> Path:
-    """CF-1.8 NetCDF of yearly products for one scenario: dims (year, depth, latitude, longitude), depth bounds."""
+HDF5_LON_CHUNK = 256  # longitude width of the HDF5 chunks, and so of the slabs products are written in
+
+
+def _slab_width(products: xr.Dataset) -> int:
+    """Longitude width of a write slab: whole dask chunks (a block is never computed twice) spanning at least
+    one HDF5 chunk width, so every slab fills whole HDF5 chunks."""
+    chunked = [v for v in products.data_vars.values() if v.chunks is not None and "longitude" in v.dims]
+    step = chunked[0].chunksizes["longitude"][0] if chunked else HDF5_LON_CHUNK
+    return min(products.sizes["longitude"], step * -(-HDF5_LON_CHUNK // step))
+
+
+def _cf_products(ds: xr.Dataset, scenario: str, provenance: dict) -> xr.Dataset:
+    """Dimension order, depth bounds, CRS and global attributes of a products file (data stays lazy)."""
     import numpy as np
 
     from ..products import DEPTH_BOUNDS
 
-    ds = products.transpose("year", "depth", "latitude", "longitude", missing_dims="ignore")
-    ds = ds.assign_coords(depth_bnds=(("depth", "nv"), DEPTH_BOUNDS))
+    ds = ds.transpose("year", "depth", "latitude", "longitude", missing_dims="ignore")
+    ds = ds.assign_coords(depth_bnds=(("depth", "nv"), np.asarray(DEPTH_BOUNDS)))
     ds["year"].attrs = {"long_name": "calendar year", "units": "year"}
     ds = _cf_georeference(ds)
     ds.attrs = {"Conventions": "CF-1.8", "title": f"geothaw yearly active-layer soil temperature products, {scenario}",
                 "scenario": scenario, "institution": "geothaw", "source": "geothaw sequence model driven by bias-corrected forcing",
                 **{k: str(v) for k, v in provenance.items()}}
-    encoding = {}
-    for v in ds.data_vars:
-        enc = {"zlib": True, "complevel": 4}
-        if ds[v].dtype.kind == "f":
-            enc["_FillValue"] = np.float32(np.nan)
-        chunks = tuple(min(s, c) for s, c in zip(ds[v].shape, (1, 4, 256, 256)[-ds[v].ndim:]))
-        if ds[v].ndim >= 2:
-            enc["chunksizes"] = chunks
-        encoding[v] = enc
-    return write_netcdf(ds, path, encoding=encoding)
+    return ds
+
+
+def write_products_netcdf(products: xr.Dataset, path: str | Path, *, scenario: str, provenance: dict,
+                          on_slab: Callable[[int, int], None] | None = None) -> Path:
+    """CF-1.8 NetCDF of yearly products for one scenario: dims (year, depth, latitude, longitude), depth bounds.
+
+    ``products`` may be lazy (dask): it is computed and written one longitude slab at a time (whole HDF5 chunks,
+    in a fixed order), so memory is bounded by a slab, not the domain, and the bytes are the same on every run.
+    ``on_slab(done, total)`` is called after each slab (progress).
+    """
+    import netCDF4
+    import numpy as np
+
+    ds = _cf_products(products, scenario, provenance)
+    names = list(ds.data_vars)
+    nx = ds.sizes["longitude"]
+    width = _slab_width(ds)
+    slabs = [slice(x0, min(x0 + width, nx)) for x0 in range(0, nx, width)]
+    with atomic_path(path, suffix=".nc") as tmp:
+        # xarray writes the coordinates, the CRS variable and the global attributes ...
+        ds.drop_vars(names).to_netcdf(tmp, engine="netcdf4")
+        with netCDF4.Dataset(tmp, "a") as nc:
+            # ... and the data variables are defined here so they can be filled slab by slab.
+            for v in names:
+                da = ds[v]
+                attrs = dict(da.attrs)
+                fill = attrs.pop("_FillValue", da.encoding.get("_FillValue"))
+                if da.dtype.kind == "f":
+                    fill = np.float32(np.nan)
+                chunks = tuple(min(s, c) for s, c in zip(da.shape, (1, 4, 256, width)[-da.ndim:]))
+                var = nc.createVariable(v, da.dtype, da.dims, zlib=True, complevel=4, shuffle=True,
+                                        chunksizes=chunks if da.ndim >= 2 else None,
+                                        fill_value=None if fill is None else np.asarray(fill, dtype=da.dtype))
+                var.set_var_chunk_cache(size=NETCDF_CHUNK_CACHE_BYTES)  # slabs fill whole chunks: no need to keep them
+                var.setncatts({k: (np.asarray(a) if isinstance(a, (list, tuple)) else a) for k, a in attrs.items()})
+            nc.setncattr("coordinates", "depth_bnds")  # spatial_ref is found through each variable's grid_mapping
+            for i, sl in enumerate(slabs):
+                slab = ds[names].isel(longitude=sl).compute()
+                for v in names:
+                    nc[v][..., sl.start:sl.stop] = slab[v].values
+                if on_slab is not None:
+                    on_slab(i + 1, len(slabs))
+    return Path(path)
 
 
 def albers_grid(domain: Domain, resolution_m: float):
