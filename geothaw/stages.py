@@ -465,21 +465,54 @@ def stage_skill(ctx: Context) -> dict:
     return {"rows": len(table), "model": best, "cells_stride": s}
 
 
+class _CogWriters:
+    """Writes COGs on a few threads (GDAL's warp and compression release the GIL): the slice is read here, in
+    the calling thread (netCDF reads are not thread-safe), and at most two slices per thread wait in memory."""
+
+    def __init__(self, workers: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="cog")
+        self.window = 2 * max(1, workers)
+        self.pending: list = []
+        self.written = 0
+
+    def submit(self, da: xr.DataArray, path: Path, **kwargs) -> None:
+        from .io.writers import write_cog
+
+        while len(self.pending) >= self.window:
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(write_cog, da.load(), path, **kwargs))
+        self.written += 1
+
+    def __enter__(self) -> "_CogWriters":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            for f in self.pending:
+                if exc[0] is None:
+                    f.result()  # a failed write stops the stage with its own error
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def stage_rasters(ctx: Context) -> dict:
     """COG GeoTIFFs per product × depth × scenario (bands = years) and per era, area CSV, exceedance GeoPackage."""
     import geopandas as gpd
 
-    from .io.writers import exceedance_polygons, write_cog, write_exceedance_gpkg
+    from .cpus import available_cpus
+    from .io.writers import exceedance_polygons, write_exceedance_gpkg, write_netcdf
     from .products import area_exceeding_zero, era_summaries
 
     cfg = ctx.cfg
     dom = ctx.domain()
-    tables, gpkgs, n_files = [], [], 0
+    tables, gpkgs = [], []
     cog_products = {"magt": ("degC", False), "tmin": ("degC", False), "tmax": ("degC", False),
                     "exceeds_zero": ("1", True), "thawed_year_round": ("1", True), "thaws_in_summer": ("1", True)}
     depth_names = ("0-7cm", "7-28cm", "28-100cm", "100-289cm")
     jobs = len(cfg.projection.scenarios)
-    with progress_bar(ctx.console) as bar:
+    with progress_bar(ctx.console) as bar, _CogWriters(available_cpus()) as cogs:
         task = bar.add_task("rasters", total=jobs)
         for scen in cfg.projection.scenarios:
             # lazily indexed: each COG reads only its product × depth slice
@@ -491,22 +524,20 @@ def stage_rasters(ctx: Context) -> dict:
                     da = prod[name].isel(depth=i).rename(year="band")
                     if categorical:
                         da = da.where(da >= 0)
-                    write_cog(da, ctx.path("rasters", scen, f"{name}_{dn}_{scen}.tif"), band_descriptions=years,
-                              units=units, categorical=categorical, **kw)
-                    n_files += 1
-            write_cog(prod["alt"].rename(year="band"), ctx.path("rasters", scen, f"alt_{scen}.tif"),
-                      band_descriptions=years, units="m", **kw)
+                    cogs.submit(da, ctx.path("rasters", scen, f"{name}_{dn}_{scen}.tif"), band_descriptions=years,
+                                units=units, categorical=categorical, **kw)
+            cogs.submit(prod["alt"].rename(year="band"), ctx.path("rasters", scen, f"alt_{scen}.tif"),
+                        band_descriptions=years, units="m", **kw)
             for i, dn in enumerate(depth_names):
-                write_cog(prod["first_exceedance_year"].isel(depth=i), ctx.path("rasters", scen, f"first_exceedance_year_{dn}_{scen}.tif"),
-                          band_descriptions=["first year with lasting MAGT > 0 °C"], units="year", **kw)
-            n_files += 5
-            eras = era_summaries(prod)
-            eras.to_netcdf(ctx.path("rasters", scen, f"eras_{scen}.nc"))
+                cogs.submit(prod["first_exceedance_year"].isel(depth=i),
+                            ctx.path("rasters", scen, f"first_exceedance_year_{dn}_{scen}.tif"),
+                            band_descriptions=["first year with lasting MAGT > 0 °C"], units="year", **kw)
+            eras = era_summaries(prod).load()
+            write_netcdf(eras, ctx.path("rasters", scen, f"eras_{scen}.nc"))
             for e in eras["era"].values:
                 for i, dn in enumerate(depth_names):
-                    write_cog(eras["magt"].sel(era=e).isel(depth=i), ctx.path("rasters", scen, "eras", f"magt_{dn}_{scen}_{e}.tif"),
-                              band_descriptions=[f"era-mean MAGT {e}"], units="degC", **kw)
-                    n_files += 1
+                    cogs.submit(eras["magt"].sel(era=e).isel(depth=i), ctx.path("rasters", scen, "eras", f"magt_{dn}_{scen}_{e}.tif"),
+                                band_descriptions=[f"era-mean MAGT {e}"], units="degC", **kw)
             tables.append(area_exceeding_zero(eras, dom.resolution, scen))
             gdf = exceedance_polygons(eras, domain=dom, scenario=scen, resolution_m=cfg.output.resolution_m)
             gpkgs.append(gdf)
@@ -518,7 +549,7 @@ def stage_rasters(ctx: Context) -> dict:
     write_exceedance_gpkg(gpd.GeoDataFrame(pd.concat(gpkgs, ignore_index=True), crs="EPSG:3338"),
                           ctx.path("rasters", "exceedance_polygons.gpkg"))
     late = area[(area["era"] == "2071-2100")]
-    return {"cog_files": n_files, "area_2071_2100_km2": {f"{r.scenario}@{r.depth_m}m": r.area_above_0C_km2 for r in late.itertuples()}}
+    return {"cog_files": cogs.written, "area_2071_2100_km2": {f"{r.scenario}@{r.depth_m}m": r.area_above_0C_km2 for r in late.itertuples()}}
 
 
 def stage_maps(ctx: Context) -> dict:
