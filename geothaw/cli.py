@@ -99,13 +99,17 @@ def synth(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for the world (default: data.synthetic.out_dir/world-<hash>)")] = None,
 ) -> None:
     """Generate the physics-grounded synthetic Alaska (ERA5-Land- and CMIP5-format files)."""
-    from .pipeline import run_stages
+    from .pipeline import run_dir_for
+    from .stages import Context, stage_world
 
     cfg = _load(config, set_, quick)
     if out_dir is not None:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
             "synthetic": cfg.data.synthetic.model_copy(update={"out_dir": out_dir})})})
-    run_stages(cfg, "world", console=out)
+    # straight to the builder, not through a run's stage cache: the world must end up in the folder asked for
+    # (the builder itself reuses a complete world there, and resumes a partial one)
+    summary = stage_world(Context(cfg, run_dir_for(cfg), out))
+    out.print(f"world in {summary['world']} ({summary['land_cells']} land cells)", soft_wrap=True)  # a whole, copyable path
 
 
 @command()

@@ -54,6 +54,19 @@ def test_synth_command_reuses_the_built_world(finished_run):
     assert len(worlds) == 1 and (worlds[0] / "world.json").exists()
 
 
+def test_synth_out_builds_where_asked_even_after_a_finished_run(finished_run):
+    """`synth --out DIR` next to a finished run must put a world in DIR, not report the run's cached stage."""
+    base, _, _ = finished_run
+    target = base / "worlds_elsewhere"
+    cmd = [sys.executable, "-m", "geothaw", "synth", "--quick", "--config", str(TINY), "--set",
+           f"output.runs_dir={base / 'runs'}", "--out", str(target)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    worlds = list(target.glob("world-*"))
+    assert len(worlds) == 1 and (worlds[0] / "world.json").exists()
+    assert f"world in {worlds[0]} (" in proc.stdout
+
+
 def test_run_writes_every_product(finished_run):
     from rio_cogeo.cogeo import cog_validate
 

@@ -162,7 +162,10 @@ def write_cog(da: xr.DataArray, path: str | Path, *, domain: Domain, crs: int = 
         out = src.rio.reproject("EPSG:3338", transform=transform, shape=shape, resampling=Resampling.nearest, nodata=np.nan)
     else:
         out = src
-    values = np.where(np.isnan(out.values), nodata, out.values).astype(dtype)
+    # in place: the reprojection (or the float32 copy above) is ours, and a 0.1° domain's 120 bands are 200 MB
+    values = out.values
+    values[np.isnan(values)] = nodata
+    values = values.astype(dtype, copy=False)
     profile = {"driver": "GTiff", "height": values.shape[1], "width": values.shape[2], "count": values.shape[0],
                "dtype": dtype, "crs": out.rio.crs, "transform": out.rio.transform(), "nodata": nodata,
                "tiled": True, "blockxsize": 256, "blockysize": 256}
