@@ -20,6 +20,16 @@ def alaska_albers():
     return ccrs.epsg(3338)
 
 
+@lru_cache(maxsize=None)
+def _layer_geometries(layer: str, scale: str) -> tuple:
+    """The layer's shapely geometries, kept alive for the whole process.
+
+    cartopy caches each geometry's projected path under the geometry's identity, so handing every map the
+    same objects lets it project the coastline once per process instead of once per map (the quick run's
+    maps stage spent ≈ 10 of its 14 s re-projecting Natural Earth for its 12 map panels)."""
+    return tuple(load_basemap_layer(layer, scale).geometry)
+
+
 def add_basemap(ax, scale: str = "50m", *, land: bool = True, lakes: bool = True, borders: bool = True,
                 coast_color: str = "0.25", linewidth: float = 0.5, zorder: int = 3) -> None:
     """Draw land, lakes, coastline and country borders on a cartopy ``GeoAxes`` from shipped data."""
@@ -28,15 +38,15 @@ def add_basemap(ax, scale: str = "50m", *, land: bool = True, lakes: bool = True
 
     pc = ccrs.PlateCarree()
     if land:
-        ax.add_feature(ShapelyFeature(load_basemap_layer("land", scale).geometry, pc),
+        ax.add_feature(ShapelyFeature(_layer_geometries("land", scale), pc),
                        facecolor="0.93", edgecolor="none", zorder=0)
     if lakes:
-        ax.add_feature(ShapelyFeature(load_basemap_layer("lakes", scale).geometry, pc),
+        ax.add_feature(ShapelyFeature(_layer_geometries("lakes", scale), pc),
                        facecolor="#cfe3f3", edgecolor=coast_color, linewidth=linewidth * 0.5, zorder=zorder)
-    ax.add_feature(ShapelyFeature(load_basemap_layer("coastline", scale).geometry, pc),
+    ax.add_feature(ShapelyFeature(_layer_geometries("coastline", scale), pc),
                    facecolor="none", edgecolor=coast_color, linewidth=linewidth, zorder=zorder)
     if borders:
-        ax.add_feature(ShapelyFeature(load_basemap_layer("borders", scale).geometry, pc),
+        ax.add_feature(ShapelyFeature(_layer_geometries("borders", scale), pc),
                        facecolor="none", edgecolor="0.45", linewidth=linewidth, linestyle="--", zorder=zorder)
 
 

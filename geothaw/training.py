@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
-from torch.utils.data import DataLoader, TensorDataset
 
 from .cpus import available_cpus
 from .errors import CheckpointError, ConfigError, InputDataError
@@ -106,13 +105,16 @@ def training_device(cfg) -> torch.device:
 @contextlib.contextmanager
 def torch_runtime(seed: int, threads: int | None = None, device: torch.device | None = None
                   ) -> Iterator[torch.Generator]:
-    """Seed torch, switch on deterministic algorithms and set the thread count — restored afterwards,
-    so library calls leave the caller's torch settings as they were.
+    """Seed torch, set the thread count and (on a GPU) switch on deterministic algorithms — restored
+    afterwards, so library calls leave the caller's torch settings as they were.
 
     One thread by default: with small batches on a shared 2-core machine, 2 intra-op threads made a GRU
     training step ~10× *slower* (0.04 s → 0.45 s at batch 128) than one thread. On a GPU some backward kernels
     (the band embedding's) have no deterministic version, so there the deterministic switch only warns and the
     warning is silenced: GPU training is reproducible to floating-point rounding, not to the bit.
+
+    On the CPU the switch is left alone: the CPU kernels these models use are deterministic at a fixed thread
+    count (the determinism tests check it), and the switch imports torch's compiler config, ≈ 2.3 s per process.
     """
     gpu = device is not None and device.type == "cuda"
     if gpu:  # cuBLAS is deterministic only with a fixed workspace, set before its first use
@@ -121,7 +123,8 @@ def torch_runtime(seed: int, threads: int | None = None, device: torch.device | 
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(threads or 1)
-    torch.use_deterministic_algorithms(True, warn_only=gpu)
+    if gpu:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(seed)  # seeds the GPU generators too
     try:
         with warnings.catch_warnings():
@@ -131,7 +134,8 @@ def torch_runtime(seed: int, threads: int | None = None, device: torch.device | 
             yield torch.Generator().manual_seed(seed)
     finally:
         torch.set_num_threads(prev_threads)
-        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        if gpu:
+            torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
 
 
 def to_tensors(batch: dict[str, np.ndarray], keys=BATCH_KEYS) -> dict[str, torch.Tensor]:
@@ -187,6 +191,25 @@ def _rmse_by_depth(y: np.ndarray, y_hat: np.ndarray) -> list[float]:
 
 
 # ---- training --------------------------------------------------------------------------------------
+def shuffled_batches(tensors: list[torch.Tensor], batch_size: int, gen: torch.Generator) -> Iterator[list[torch.Tensor]]:
+    """One epoch of shuffled mini-batches, each gathered with one index per tensor.
+
+    Draws from ``gen`` as ``DataLoader(TensorDataset(*tensors), batch_size, shuffle=True, generator=gen)`` does
+    in an epoch (an int64 for its worker base seed, the permutation, and a second permutation that its
+    ``RandomSampler`` draws, for the remainder it never uses, when it runs out), so the batches, and the trained
+    weights, are the ones DataLoader gives (tests/test_training.py checks it over several epochs). DataLoader
+    gathers and collates sample by sample: ~30 µs per sample, 3 s of the quick run's 20 s of training and
+    minutes of the full run's.
+    """
+    n = len(tensors[0])
+    torch.empty((), dtype=torch.int64).random_(generator=gen)
+    order = torch.randperm(n, generator=gen)
+    torch.randperm(n, generator=gen)
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        yield [t[idx] for t in tensors]
+
+
 def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator, progress=None,
                 resume_path: Path | None = None, resume_key: str = "", device: torch.device | None = None) -> dict:
     """Adam + plateau schedule + early stopping. With ``resume_path`` the full training state is saved after
@@ -199,8 +222,7 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
     tr = to_tensors(data.train, (*BATCH_KEYS, "target"))
     va = {k: v.to(device) for k, v in to_tensors(data.val, (*BATCH_KEYS, "target")).items()}
     keys = list(tr)
-    loader = DataLoader(TensorDataset(*[tr[k] for k in keys]), batch_size=cfg.training.batch_size, shuffle=True,
-                        generator=gen, num_workers=0)
+    n_batches = -(-len(tr[keys[0]]) // cfg.training.batch_size)
     if cfg.training.linear_path == "ridge" and hasattr(model, "linear_response"):
         fit_linear_path(model, data.train, cfg.training.ridge_alpha)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.training.learning_rate)
@@ -220,13 +242,13 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
         best, best_epoch, bad, history = state["best"], state["best_epoch"], state["bad"], state["history"]
         best_state = state["best_state"] or None
         first_epoch = len(history) + 1
-    task = progress.add_task(f"{model.name}", total=cfg.training.epochs * len(loader),
-                             completed=(first_epoch - 1) * len(loader)) if progress is not None else None
+    task = progress.add_task(f"{model.name}", total=cfg.training.epochs * n_batches,
+                             completed=(first_epoch - 1) * n_batches) if progress is not None else None
     stopped = state is not None and bad >= cfg.training.patience
     for epoch in range(first_epoch, 0 if stopped else cfg.training.epochs + 1):
         model.train()
         run, nb = 0.0, 0
-        for tensors in loader:
+        for tensors in shuffled_batches([tr[k] for k in keys], cfg.training.batch_size, gen):
             b = {k: t.to(device, non_blocking=True) for k, t in zip(keys, tensors)}
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(b)["y_hat"], b["target"])

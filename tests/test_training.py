@@ -211,3 +211,21 @@ def test_ridge_linear_path_is_fitted_first_and_stays_frozen(prepared, tmp_path):
     truth = prepared.spec.denormalize_target(prepared.val["target"])
     lin_rmse = np.sqrt(((lin_only - truth) ** 2).mean(axis=(0, 1)))
     assert np.mean(list(res.metrics["val_rmse_by_depth"].values())) <= 1.01 * lin_rmse.mean()
+
+
+def test_shuffled_batches_are_the_batches_dataloader_gives():
+    """The trained weights (and every accuracy figure measured with DataLoader) stay the same."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from geothaw.training import shuffled_batches
+
+    x, y = torch.randn(1003, 3, 2), torch.randn(1003, 5)
+    ours_gen, theirs_gen = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    loader = DataLoader(TensorDataset(x, y), batch_size=128, shuffle=True, generator=theirs_gen, num_workers=0)
+    for _epoch in range(3):
+        ours = list(shuffled_batches([x, y], 128, ours_gen))
+        theirs = list(loader)
+        assert len(ours) == len(theirs) == 8
+        for a, b in zip(ours, theirs):
+            assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert torch.equal(ours_gen.get_state(), theirs_gen.get_state())
