@@ -23,6 +23,7 @@ from . import stages as S
 from .config import RunConfig
 from .errors import ConfigError
 from .io.atomic import write_text_atomic
+from .warmup import start_background_imports
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ STAGES: list[Stage] = [
     Stage("report", S.stage_report, ("name", *_ALL, "features", "training", "evaluation", "projection", "output"), "report.md + report.html"),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
+_EARLY_STAGES = ("world", "inputs")  # numba threads release the GIL: idle CPU for the later stages' imports
 
 
 def run_dir_for(cfg: RunConfig) -> Path:
@@ -94,24 +96,31 @@ def run_stages(cfg: RunConfig, until: str | None = None, console: Console | None
     results: dict[str, dict] = {}
     t_run = time.perf_counter()
     upstream = ""  # token of the previous stage's completion: a redone stage invalidates everything after it
-    for stage in STAGES:
-        if stage.name not in wanted:
-            continue
-        marker = run_dir / "stages" / f"{stage.name}.json"
-        key = hashlib.sha256((cfg.hash(*stage.depends_on) + upstream).encode()).hexdigest()[:16]
-        done = _read_marker(marker)
-        if done is not None and done.get("hash") == key:
-            console.print(f"[dim]✓ {stage.name}: cached ({stage.describe})[/dim]")
-            results[stage.name] = done["summary"]
-            upstream = done.get("token", "")
-            continue
-        console.print(f"[bold]▶ {stage.name}[/bold]: {stage.describe}")
-        t0 = time.perf_counter()
-        summary = stage.func(ctx)
-        summary["seconds"] = round(time.perf_counter() - t0, 1)
-        upstream = uuid.uuid4().hex
-        write_text_atomic(marker, json.dumps({"hash": key, "token": upstream, "summary": summary}, indent=2, default=str))
-        results[stage.name] = summary
+    imports = None
+    try:
+        for stage in STAGES:
+            if stage.name not in wanted:
+                continue
+            marker = run_dir / "stages" / f"{stage.name}.json"
+            key = hashlib.sha256((cfg.hash(*stage.depends_on) + upstream).encode()).hexdigest()[:16]
+            done = _read_marker(marker)
+            if done is not None and done.get("hash") == key:
+                console.print(f"[dim]✓ {stage.name}: cached ({stage.describe})[/dim]")
+                results[stage.name] = done["summary"]
+                upstream = done.get("token", "")
+                continue
+            if imports is None and stage.name in _EARLY_STAGES and len(wanted) > STAGE_NAMES.index("inputs") + 1:
+                imports = start_background_imports()  # hidden behind the world build / input reading
+            console.print(f"[bold]▶ {stage.name}[/bold]: {stage.describe}")
+            t0 = time.perf_counter()
+            summary = stage.func(ctx)
+            summary["seconds"] = round(time.perf_counter() - t0, 1)
+            upstream = uuid.uuid4().hex
+            write_text_atomic(marker, json.dumps({"hash": key, "token": upstream, "summary": summary}, indent=2, default=str))
+            results[stage.name] = summary
+    finally:
+        if imports is not None:
+            imports.join()
     _summary_table(cfg, run_dir, results, console, time.perf_counter() - t_run)
     return results
 
