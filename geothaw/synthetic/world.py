@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from .soil_classes import peat_properties
 Progress = Callable[[str, int, int], None]
 
 BLOCK_CELLS = 4096        # land cells per block (zarr chunk rows), written together by the parent process
+ERA5_READ_BYTES = 256 * 2**20  # record years read at once to write the yearly ERA5-Land files
 SOLVE_CELLS = 256         # land cells per physics call: the fixed unit of parallel work (results never depend on workers)
 BASE_SCENARIOS = ("rcp45", "rcp85")
 RECORD_SCENARIO = "rcp45"  # the "observed" record continues along RCP4.5 after 2005
@@ -399,28 +400,41 @@ def build_world(cfg, out_dir: str | Path, *, progress: Progress | None = None, b
 
     todo = [(r0, r1, paths.blocks / f"block_{b:04d}.done") for b, (r0, r1) in enumerate(blocks)
             if not (paths.blocks / f"block_{b:04d}.done").exists()]
-    _solve_blocks(ctx, land, todo, write, syn.workers, report, len(blocks))
-    timings["blocks_s"] = time.perf_counter() - t0
 
-    # 3. ERA5-Land yearly files, streamed from the record store one year at a time
-    t0 = time.perf_counter()
-    rec = xr.open_zarr(paths.record, consolidated=False)
-    for k, (year, path) in enumerate(zip(range(p.start_year, p.end_year + 1), paths.era5land)):
-        report("ERA5-Land files", k, len(paths.era5land))
-        if not path.exists():
-            write_era5_year(path, rec[list(ERA5_FIELDS)].isel(time=slice(12 * k, 12 * k + 12)).load(), domain.longitude)
-    rec.close()
-    report("ERA5-Land files", len(paths.era5land), len(paths.era5land))
-    timings["era5_files_s"] = time.perf_counter() - t0
+    def build_gcms() -> float:
+        t_g = time.perf_counter()
+        for k, g in enumerate(syn.gcms):
+            report("GCMs", k, len(syn.gcms))
+            if not all(f.exists() for fs in paths.cmip5[g].values() for f in fs):
+                build_gcm(g, domain, cfg.seed, p.start_year, p.projection_end_year, scenarios, paths.root / "cmip5")
+        report("GCMs", len(syn.gcms), len(syn.gcms))
+        return time.perf_counter() - t_g
 
-    # 4. GCMs
-    t0 = time.perf_counter()
-    for k, g in enumerate(syn.gcms):
-        report("GCMs", k, len(syn.gcms))
-        if not all(f.exists() for fs in paths.cmip5[g].values() for f in fs):
-            build_gcm(g, domain, cfg.seed, p.start_year, p.projection_end_year, scenarios, paths.root / "cmip5")
-    report("GCMs", len(syn.gcms), len(syn.gcms))
-    timings["gcms_s"] = time.perf_counter() - t0
+    # The GCMs need no soil physics: they are built in a thread while the solver's numba threads (which release
+    # the interpreter lock) leave part of the CPU idle, e.g. while the last, partly filled block is solved.
+    with ThreadPoolExecutor(1, thread_name_prefix="geothaw-gcms") as gcm_thread:
+        gcms_done = gcm_thread.submit(build_gcms)
+        _solve_blocks(ctx, land, todo, write, syn.workers, report, len(blocks))
+        timings["blocks_s"] = time.perf_counter() - t0
+
+        # 3. ERA5-Land yearly files, streamed from the record store one year at a time
+        t0 = time.perf_counter()
+        rec = xr.open_zarr(paths.record, consolidated=False)[list(ERA5_FIELDS)]
+        # a few years per read (memory-bounded): one read per year cost twice the reading itself in overhead
+        year_bytes = 12 * int(np.prod(domain.shape)) * 4 * len(ERA5_FIELDS)
+        per_read = max(1, ERA5_READ_BYTES // year_bytes)
+        missing = [k for k, path in enumerate(paths.era5land) if not path.exists()]
+        report("ERA5-Land files", len(paths.era5land) - len(missing), len(paths.era5land))
+        for i in range(0, len(missing), per_read):
+            ks = missing[i:i + per_read]
+            years = rec.isel(time=np.concatenate([np.arange(12 * k, 12 * k + 12) for k in ks])).load()
+            for j, k in enumerate(ks):
+                write_era5_year(paths.era5land[k], years.isel(time=slice(12 * j, 12 * j + 12)), domain.longitude)
+                report("ERA5-Land files", len(paths.era5land) - len(missing) + i + j + 1, len(paths.era5land))
+        rec.close()
+        report("ERA5-Land files", len(paths.era5land), len(paths.era5land))
+        timings["era5_files_s"] = time.perf_counter() - t0
+        timings["gcms_s"] = gcms_done.result()  # (4.) the GCMs, built alongside; re-raises their error
     timings["total_s"] = time.perf_counter() - t_start
 
     summary = {
