@@ -308,8 +308,20 @@ def plot_seasonal_cycle(preds: dict, path: str | Path, n_cells: int = 3, holdout
 
 # ---- projection skill ------------------------------------------------------------------------------
 def yearly_magt(ds: xr.Dataset) -> xr.Dataset:
-    """Annual mean of ``stl1..stl4`` (complete years only)."""
-    return ds[list(TARGETS)].groupby("time.year").mean("time")
+    """Annual mean of ``stl1..stl4`` per calendar year.
+
+    Whole January–December records (the usual case) are averaged 12 months at a time with ``coarsen``, one
+    vectorised reduction; a ``groupby`` over years built a dask task and a concatenation per year (≈ 3 s of the
+    quick run's skill stage). Other records fall back to ``groupby`` (partial years are averaged as they are).
+    """
+    ds = ds[list(TARGETS)]
+    time = ds.indexes["time"]
+    whole_years = (len(time) % 12 == 0 and len(time) > 0 and time[0].month == 1
+                   and bool(np.all(np.diff(time.year * 12 + time.month) == 1)))
+    if not whole_years:
+        return ds.groupby("time.year").mean("time")
+    years = time.year[::12].to_numpy()
+    return ds.coarsen(time=12).mean().rename(time="year").assign_coords(year=years)
 
 
 def score_projection(pred: dict[str, xr.Dataset], truth: dict[str, xr.Dataset], *,

@@ -143,3 +143,24 @@ def test_permutation_importance_finds_air_temperature(toy, tmp_path):
     assert set(df["feature"]) >= {"t2m", "tp", "sd", "scenario_signal", "soil_class", "band", "latitude"}
     paths = write_importance(df, tmp_path / "attr", "linear")
     assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
+
+
+def test_yearly_magt_matches_a_groupby_over_years():
+    import pandas as pd
+    import xarray as xr
+
+    from geothaw.evaluation import yearly_magt
+
+    rng = np.random.default_rng(3)
+
+    def series(start: str, months: int) -> xr.Dataset:
+        t = pd.date_range(start, periods=months, freq="MS")
+        data = {f"stl{k}": (("time", "latitude", "longitude"), rng.normal(size=(months, 3, 4))) for k in range(1, 5)}
+        ds = xr.Dataset(data, coords={"time": t})
+        ds["stl2"][7, 1, 1] = np.nan  # a gap stays a gap in that cell's year only
+        return ds
+
+    for ds in (series("1990-01-01", 36), series("1990-03-01", 30)):  # whole years (coarsen) and a partial record
+        fast, slow = yearly_magt(ds), ds[["stl1", "stl2", "stl3", "stl4"]].groupby("time.year").mean("time")
+        xr.testing.assert_allclose(fast.transpose(*slow.dims), slow, rtol=1e-12)
+        assert list(fast["year"].values) == list(slow["year"].values)
