@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -334,6 +334,24 @@ def _solve_blocks(ctx: _Context, land: np.ndarray, todo: list[tuple[int, int, Pa
             report("physics blocks", finished, n_blocks)
 
 
+def _write_era5_files(paths: WorldPaths, domain: Domain, report: Progress) -> None:
+    """Write the missing yearly ERA5-Land files from the record store, a few years per read (bounded by
+    ``ERA5_READ_BYTES``): one read per year cost twice the reading itself in overhead on the 1° world."""
+    rec = xr.open_zarr(paths.record, consolidated=False)[list(ERA5_FIELDS)]
+    year_bytes = 12 * int(np.prod(domain.shape)) * 4 * len(ERA5_FIELDS)
+    per_read = max(1, ERA5_READ_BYTES // year_bytes)
+    total = len(paths.era5land)
+    missing = [k for k, path in enumerate(paths.era5land) if not path.exists()]
+    report("ERA5-Land files", total - len(missing), total)
+    for i in range(0, len(missing), per_read):
+        ks = missing[i:i + per_read]
+        years = rec.isel(time=np.concatenate([np.arange(12 * k, 12 * k + 12) for k in ks])).load()
+        for j, k in enumerate(ks):
+            write_era5_year(paths.era5land[k], years.isel(time=slice(12 * j, 12 * j + 12)), domain.longitude)
+            report("ERA5-Land files", total - len(missing) + i + j + 1, total)
+    rec.close()
+
+
 def build_world(cfg, out_dir: str | Path, *, progress: Progress | None = None, block_cells: int = BLOCK_CELLS,
                 overwrite: bool = False) -> dict:
     """Build (or resume) the synthetic world for ``cfg`` under ``out_dir``; a no-op when already complete.
@@ -401,40 +419,23 @@ def build_world(cfg, out_dir: str | Path, *, progress: Progress | None = None, b
     todo = [(r0, r1, paths.blocks / f"block_{b:04d}.done") for b, (r0, r1) in enumerate(blocks)
             if not (paths.blocks / f"block_{b:04d}.done").exists()]
 
-    def build_gcms() -> float:
-        t_g = time.perf_counter()
-        for k, g in enumerate(syn.gcms):
-            report("GCMs", k, len(syn.gcms))
-            if not all(f.exists() for fs in paths.cmip5[g].values() for f in fs):
-                build_gcm(g, domain, cfg.seed, p.start_year, p.projection_end_year, scenarios, paths.root / "cmip5")
-        report("GCMs", len(syn.gcms), len(syn.gcms))
-        return time.perf_counter() - t_g
+    _solve_blocks(ctx, land, todo, write, syn.workers, report, len(blocks))
+    timings["blocks_s"] = time.perf_counter() - t0
 
-    # The GCMs need no soil physics: they are built in a thread while the solver's numba threads (which release
-    # the interpreter lock) leave part of the CPU idle, e.g. while the last, partly filled block is solved.
-    with ThreadPoolExecutor(1, thread_name_prefix="geothaw-gcms") as gcm_thread:
-        gcms_done = gcm_thread.submit(build_gcms)
-        _solve_blocks(ctx, land, todo, write, syn.workers, report, len(blocks))
-        timings["blocks_s"] = time.perf_counter() - t0
+    # 3. ERA5-Land yearly files from the record store
+    t0 = time.perf_counter()
+    _write_era5_files(paths, domain, report)
+    timings["era5_files_s"] = time.perf_counter() - t0
 
-        # 3. ERA5-Land yearly files, streamed from the record store one year at a time
-        t0 = time.perf_counter()
-        rec = xr.open_zarr(paths.record, consolidated=False)[list(ERA5_FIELDS)]
-        # a few years per read (memory-bounded): one read per year cost twice the reading itself in overhead
-        year_bytes = 12 * int(np.prod(domain.shape)) * 4 * len(ERA5_FIELDS)
-        per_read = max(1, ERA5_READ_BYTES // year_bytes)
-        missing = [k for k, path in enumerate(paths.era5land) if not path.exists()]
-        report("ERA5-Land files", len(paths.era5land) - len(missing), len(paths.era5land))
-        for i in range(0, len(missing), per_read):
-            ks = missing[i:i + per_read]
-            years = rec.isel(time=np.concatenate([np.arange(12 * k, 12 * k + 12) for k in ks])).load()
-            for j, k in enumerate(ks):
-                write_era5_year(paths.era5land[k], years.isel(time=slice(12 * j, 12 * j + 12)), domain.longitude)
-                report("ERA5-Land files", len(paths.era5land) - len(missing) + i + j + 1, len(paths.era5land))
-        rec.close()
-        report("ERA5-Land files", len(paths.era5land), len(paths.era5land))
-        timings["era5_files_s"] = time.perf_counter() - t0
-        timings["gcms_s"] = gcms_done.result()  # (4.) the GCMs, built alongside; re-raises their error
+    # 4. GCMs (not in a thread beside the solver and the ERA5-Land writer: two threads writing netCDF files
+    # at once crashed HDF5, which is not thread-safe, and the solver left little CPU idle to gain anyway)
+    t0 = time.perf_counter()
+    for k, g in enumerate(syn.gcms):
+        report("GCMs", k, len(syn.gcms))
+        if not all(f.exists() for fs in paths.cmip5[g].values() for f in fs):
+            build_gcm(g, domain, cfg.seed, p.start_year, p.projection_end_year, scenarios, paths.root / "cmip5")
+    report("GCMs", len(syn.gcms), len(syn.gcms))
+    timings["gcms_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
     summary = {
