@@ -398,8 +398,9 @@ def finished_checkpoint(run_dir: str | Path, model_name: str, key: str) -> Train
 
 
 # Below this many sample-epochs a second training process is not worth its start-up (≈ 5 s to import torch and
-# receive the samples, while this process already trains): the test configs train in one process; the quick
-# config (17,340, ≈ 14 s of networks) trains in two, 2.5 s faster than in one (18.6/19.2 s against 20.9/22.3 s).
+# receive the samples, while this process already trains). Measured on the quick config: over the whole box
+# (17,340) two processes were 2.5 s faster than one (18.6/19.2 s against 20.9/22.3 s); clipped to Alaska (12,240,
+# its committed size) they were no faster (17.8/19.1 s against 17.5/19.2 s), so it trains in one, as do the tests.
 PARALLEL_MIN_SAMPLE_EPOCHS = 15_000
 
 
