@@ -30,6 +30,18 @@ PRODUCT_DTYPES = {"magt": "float32", "tmin": "float32", "tmax": "float32", "exce
 CELLS_PER_GROUP = 256  # cells whose input windows are materialised at once in a block
 
 
+def block_chunks(shape: tuple[int, int], chunk_cells: int) -> dict[str, int]:
+    """Spatial dask chunks holding about ``chunk_cells``² grid cells, whatever the domain's shape.
+
+    A block's memory follows its cell count, so a domain narrower than ``chunk_cells`` rows gets wider
+    blocks instead of smaller ones: peak memory is then set by the configured block size, not by the domain.
+    """
+    ny, nx = shape
+    rows = max(1, min(ny, chunk_cells))
+    cols = max(1, min(nx, chunk_cells * chunk_cells // rows))
+    return {"latitude": rows, "longitude": cols}
+
+
 @lru_cache(maxsize=4)
 def _model_for(checkpoint: str):
     """Load a checkpoint once per process (dask workers reuse it for every block they run)."""
@@ -107,6 +119,8 @@ def project_products(forcing: xr.Dataset, checkpoint: str | Path, *, years, scen
                      chunk_cells: int = 64, batch_size: int = 2048) -> xr.Dataset:
     """Lazy yearly products (dask) of a trained model driven by ``forcing`` (canonical, incl. statics).
 
+    Blocks hold about ``chunk_cells``² grid cells (:func:`block_chunks`).
+
     ``forcing`` must start in January at least ``window_months`` before the first year in ``years``.
     Nothing is computed until the result is written or ``.compute()``-d.
     """
@@ -116,7 +130,8 @@ def project_products(forcing: xr.Dataset, checkpoint: str | Path, *, years, scen
     for v in ("t2m", "tp"):
         if v not in forcing:
             raise InputDataError(f"projection forcing lacks '{v}'")
-    forcing = forcing.chunk({"time": -1, "latitude": chunk_cells, "longitude": chunk_cells})
+    forcing = forcing.chunk({"time": -1, **block_chunks((forcing.sizes["latitude"], forcing.sizes["longitude"]),
+                                                         chunk_cells)})
     template = _template(forcing, years)
     return xr.map_blocks(_products_block, forcing, args=(str(checkpoint), years, scenario, batch_size),
                          template=template)

@@ -337,6 +337,7 @@ def scenario_forcing(ctx: Context, gcm: str, scenario: str) -> xr.Dataset:
     import dask.array as da
 
     from .biascorrect import BiasAdjustment, coarse_factor
+    from .projection import block_chunks
 
     cfg = ctx.cfg
     dom = ctx.domain()
@@ -350,18 +351,19 @@ def scenario_forcing(ctx: Context, gcm: str, scenario: str) -> xr.Dataset:
     land_c = clim_c["t2m"].isel(month=0, drop=True).notnull()
     adjusted = _unstack_land(BiasAdjustment.load(ctx.run_dir / "biascorrect" / gcm).adjust(_stack_land(sim, land_c).load()),
                              land_c)
-    n = cfg.projection.chunk_cells
-    clim_f = xr.open_dataset(ctx.run_dir / "biascorrect" / "ref_climatology.nc", chunks={"month": -1, "latitude": n, "longitude": n})
     ny, nx = dom.shape
+    blocks = block_chunks((ny, nx), cfg.projection.chunk_cells)
+    clim_f = xr.open_dataset(ctx.run_dir / "biascorrect" / "ref_climatology.nc", chunks={"month": -1, **blocks})
     template = xr.Dataset({v: (("time", "latitude", "longitude"),
-                               da.zeros((adjusted.sizes["time"], ny, nx), chunks=(-1, n, n), dtype="float32"))
+                               da.zeros((adjusted.sizes["time"], ny, nx),
+                                        chunks=(-1, blocks["latitude"], blocks["longitude"]), dtype="float32"))
                            for v in ("t2m", "tp")},
                           coords={"time": adjusted["time"], "latitude": clim_f["latitude"], "longitude": clim_f["longitude"]})
     fine = xr.map_blocks(_disaggregate_block, clim_f, kwargs={"adjusted_coarse": adjusted, "clim_coarse": clim_c},
                          template=template)
     fine["t2m"].attrs = {"units": "degC"}
     fine["tp"].attrs = {"units": "mm month-1"}
-    statics = ctx.statics().chunk({"latitude": n, "longitude": n})
+    statics = ctx.statics().chunk(blocks)
     return xr.merge([fine, statics], compat="override", join="left")
 
 

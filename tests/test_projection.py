@@ -8,7 +8,7 @@ from test_features import make_toy_dataset, tiny_config
 
 from geothaw.features import make_inputs, predictions_to_dataset
 from geothaw.products import yearly_products
-from geothaw.projection import dask_scheduler, project_products
+from geothaw.projection import block_chunks, dask_scheduler, project_products
 from geothaw.training import load_checkpoint, predict, train_model
 
 YEARS = np.arange(1983, 1998)
@@ -44,6 +44,27 @@ def test_chunked_projection_equals_direct_prediction(trained):
         np.testing.assert_allclose(out[v].values, ref[v].values, rtol=1e-5, atol=1e-5, equal_nan=True)
     assert np.isnan(out["magt"].values[:, :, 0, 0]).all()  # the sea cell stays empty
     assert np.isfinite(out["magt"].values[:, :, 1:, 1:]).all()
+
+
+def test_blocks_keep_their_cell_budget_on_narrow_domains():
+    # full-size domain: square blocks of the configured edge
+    assert block_chunks((211, 591), 64) == {"latitude": 64, "longitude": 64}
+    # a domain narrower than the edge gets wider blocks of about the same cell count (memory follows cells)
+    narrow = block_chunks((53, 148), 64)
+    assert narrow == {"latitude": 53, "longitude": 77}
+    assert 0.95 * 64 * 64 < narrow["latitude"] * narrow["longitude"] <= 64 * 64
+    # never larger than the domain
+    assert block_chunks((3, 5), 64) == {"latitude": 3, "longitude": 5}
+
+
+def test_projection_blocks_follow_the_cell_budget(trained):
+    toy, ckpt = trained
+    forcing = toy.drop_vars(["stl1", "stl2", "stl3", "stl4"])
+    ny, nx = forcing.sizes["latitude"], forcing.sizes["longitude"]
+    lazy = project_products(forcing, ckpt, years=YEARS, scenario="historical", chunk_cells=3)
+    expected = block_chunks((ny, nx), 3)
+    assert lazy["magt"].chunks[2][0] == expected["latitude"]
+    assert lazy["magt"].chunks[3][0] == expected["longitude"]
 
 
 @pytest.mark.slow
