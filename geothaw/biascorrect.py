@@ -52,6 +52,27 @@ def _cache_xsdba_kernels() -> None:
                 pass
 
 
+def warm_kernels(method: str = "EmpiricalQuantileMapping", nquantiles: int = 50) -> None:
+    """Compile (or load from numba's disk cache) the kernels a quantile mapping uses, on a toy problem.
+
+    Shaped like the bias-correction stage's data (float32, ``(time, cell)``), so the same specialisations are
+    compiled. ``python -m geothaw.warmup`` runs it in a child process on a fresh clone (``geothaw.warmup``).
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    time = pd.date_range("1981-01-01", periods=120, freq="MS")
+
+    def toy(shift: float) -> xr.Dataset:
+        dims = ("time", "cell")
+        return xr.Dataset({"t2m": (dims, rng.normal(shift, 3.0, (120, 2)).astype("float32"), {"units": "degC"}),
+                           "tp": (dims, rng.gamma(2.0, 15.0, (120, 2)).astype("float32"), {"units": "mm month-1"})},
+                          coords={"time": time, "cell": np.arange(2)})
+
+    hist = toy(-2.0)
+    BiasAdjustment.train(toy(0.0), hist, method=method, nquantiles=nquantiles).adjust(hist)
+
+
 def _method_class(name: str):
     import xsdba
 

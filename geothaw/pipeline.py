@@ -118,6 +118,11 @@ def run_stages(cfg: RunConfig, until: str | None = None, console: Console | None
             upstream = uuid.uuid4().hex
             write_text_atomic(marker, json.dumps({"hash": key, "token": upstream, "summary": summary}, indent=2, default=str))
             results[stage.name] = summary
+    except BaseException:
+        if imports is not None:
+            imports.join(cancel=True)
+            imports = None
+        raise
     finally:
         if imports is not None:
             imports.join()
