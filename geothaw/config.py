@@ -143,7 +143,13 @@ class EvaluationConfig(_Strict):
 class ProjectionConfig(_Strict):
     scenarios: list[ScenarioName] = Field(["rcp45", "rcp85"], min_length=1, description="RCPs to project")
     batch_size: int = Field(2048, ge=64, le=65536, description="inference batch size")
-    chunk_cells: PosInt = Field(64, description="projection block size: blocks hold about chunk_cells² grid cells (dask)")
+    chunk_cells: PosInt = Field(
+        64,
+        description=(
+            "projection block size (dask): blocks hold about `chunk_cells`² grid cells; a domain narrower than "
+            "`chunk_cells` rows gets wider blocks of the same cell count"
+        ),
+    )
     scheduler: str | None = Field(None, description="dask.distributed scheduler address; None = local threads")
     workers: PosInt = Field(2, description="local dask worker threads (one torch thread each)")
     ensemble: bool = Field(True, description="combine GCMs into an ensemble mean (maps, COGs) and spread")
