@@ -289,6 +289,14 @@ def make_inputs(chunk_ds: xr.Dataset, years, spec: FeatureSpec, *, scenario: str
         "scenario_signal": sig,
     }
     dyn = np.stack([chans[n] for n in spec.dynamic], axis=-1).astype("float32")  # (cells, months, F)
+    # A window is usable when all its months are finite: counted per month here, before the windows
+    # repeat every month twice (24-month windows, one per year).
+    bad_months = np.pad(np.cumsum(~np.isfinite(dyn).all(axis=2), axis=1), ((0, 0), (1, 0)))
+    window_ok = (bad_months[:, ends + 1] - bad_months[:, starts] == 0).reshape(-1)  # cell-major, like the samples
+    if normalize:  # elementwise, so normalising months before windowing gives the same values at half the cost
+        m, s = spec._ms("dynamic")
+        dyn -= m
+        dyn /= s
     # Strided view: (cells, months-W+1, F, W) without copying; fancy-index the window starts only.
     win = sliding_window_view(dyn, W, axis=1)[:, starts]  # (cells, years, F, W)
     dynamic = np.ascontiguousarray(win.transpose(0, 1, 3, 2)).reshape(n_cells * years.size, W, len(spec.dynamic))
@@ -323,7 +331,7 @@ def make_inputs(chunk_ds: xr.Dataset, years, spec: FeatureSpec, *, scenario: str
         "col": rep(cols),
         "year": np.tile(years, n_cells),
     }
-    ok = np.isfinite(out["dynamic"]).all(axis=(1, 2)) & np.isfinite(out["static"]).all(axis=1)
+    ok = window_ok & np.isfinite(out["static"]).all(axis=1)
     if with_target:
         missing = [v for v in TARGETS if v not in ds]
         if missing:
@@ -335,7 +343,10 @@ def make_inputs(chunk_ds: xr.Dataset, years, spec: FeatureSpec, *, scenario: str
         ok &= np.isfinite(out["target"]).all(axis=(1, 2))
     if not ok.all():
         out = {k: v[ok] for k, v in out.items()}
-    return spec.normalize(out) if normalize else out
+    if not normalize:
+        return out
+    scaled = spec.normalize({k: v for k, v in out.items() if k != "dynamic"})
+    return {k: out[k] if k == "dynamic" else scaled[k] for k in out}
 
 
 def prepare(ds: xr.Dataset) -> xr.Dataset:

