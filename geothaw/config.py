@@ -99,7 +99,7 @@ class FeatureConfig(_Strict):
         "warming_anomaly", description="rcp_forcing: yearly RCP radiative forcing; warming_anomaly: running mean of "
                                        "the cell's own air-temperature anomaly")
     anomaly_years: PosInt = Field(10, description="running-mean length of the warming-anomaly signal")
-    anomaly_baseline: tuple[int, int] = Field((1981, 2010), description="baseline years of the warming anomaly")
+    anomaly_baseline: tuple[int, int] = Field((1986, 2005), description="baseline years of the warming anomaly (the AR5 reference period; ending by 2005, the last CMIP5 historical year, keeps the years to 2005 identical in every scenario, and the projection computes them once)")
     extra_static: list[str] = Field(
         [], description="more 2-D variables used as static inputs: ERA5-Land invariants from the invariant files "
                         "(e.g. cvl, tvh, sdor) or, on the synthetic world, its ground parameters (e.g. "

@@ -29,7 +29,7 @@ import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import InputDataError
-from .scenarios import rcp_forcing
+from .scenarios import HISTORICAL_END, rcp_forcing
 from .snow import derive_snow
 
 TARGETS = ("stl1", "stl2", "stl3", "stl4")
@@ -37,7 +37,7 @@ FORCING = ("t2m", "tp", "sd", "sde")
 SWE_CAP_M = 1.0  # snow water equivalent (m) above which the snow inputs are capped (see ``prepare``)
 DYNAMIC = (*FORCING, "month_sin", "month_cos", "scenario_signal")
 SOIL_CLASSES = 7  # ERA5-Land slt codes 1..7
-DEFAULT_ANOMALY_BASELINE = (1981, 2010)
+DEFAULT_ANOMALY_BASELINE = (1986, 2005)
 # Features that are already O(1) and must not be rescaled (encodings, one-hots).
 _UNSCALED = ("month_sin", "month_cos")
 _MIN_BASELINE_YEARS = 5
@@ -222,7 +222,7 @@ def scenario_signal(t2m: np.ndarray, year0: int, spec: FeatureSpec, scenario: st
         name = "historical" if scenario in ("historical", "era5land", "reanalysis") else scenario
         hist = rcp_forcing("historical", years).to_numpy(dtype="float64")
         scen = rcp_forcing(name, years).to_numpy(dtype="float64") if name != "historical" else hist
-        vals = np.where(years <= 2005, hist, scen)
+        vals = np.where(years <= HISTORICAL_END, hist, scen)
         if np.isnan(vals).any():
             raise InputDataError(f"RCP forcing table does not cover years {years[np.isnan(vals)].tolist()}")
         return np.broadcast_to(vals.astype("float32"), (t2m.shape[0], n_years)).copy()

@@ -9,6 +9,8 @@ import pandas as pd
 from .domain import shipped_data_path
 from .errors import ConfigError
 
+HISTORICAL_END = 2005  # CMIP5 historical runs end in December 2005; every RCP continues that same history
+
 
 @lru_cache(maxsize=1)
 def _table() -> pd.DataFrame:

@@ -21,8 +21,8 @@ from .config import RunConfig
 from .domain import Domain
 from .errors import ConfigError, InputDataError
 from .io.atomic import atomic_path, write_text_atomic
+from .scenarios import HISTORICAL_END as HIST_END
 
-HIST_END = 2005  # CMIP5 historical runs end in December 2005; RCPs start in January 2006
 STATIC_VARS = ("elevation", "slt", "cvh", "cvl", "lsm", "z", "swvl1", "swvl2", "swvl3", "swvl4")
 
 
@@ -368,9 +368,12 @@ def scenario_forcing(ctx: Context, gcm: str, scenario: str) -> xr.Dataset:
 
 
 def stage_project(ctx: Context) -> dict:
-    """Project the best model over the domain for every scenario × GCM (dask), writing yearly products."""
-    from .io.writers import write_products_netcdf
-    from .projection import dask_scheduler, project_products
+    """Project the best model over the domain for every GCM × scenario (dask), writing yearly products.
+
+    A GCM's scenarios are computed together, so the historical years they share are predicted once.
+    """
+    from .io.writers import write_scenario_products
+    from .projection import dask_scheduler, project_scenarios
 
     cfg = ctx.cfg
     best = json.loads((ctx.run_dir / "best_model.json").read_text())["model"]
@@ -379,21 +382,22 @@ def stage_project(ctx: Context) -> dict:
     prov = {"model": best, "config_hash": cfg.hash(), "geothaw_version": _version()}
     out = {}
     gcms = list(ctx.cmip5_paths())
-    jobs = [(g, s) for s in cfg.projection.scenarios for g in gcms]
+    scenarios = list(cfg.projection.scenarios)
     with progress_bar(ctx.console) as bar, dask_scheduler(cfg.projection.scheduler, workers=cfg.projection.workers):
-        task = bar.add_task(f"projecting {best}", total=len(jobs))
-        for gcm, scen in jobs:
-            target = ctx.path("products", f"{gcm}_{scen}.nc")
-            if not target.exists():
-                forcing = scenario_forcing(ctx, gcm, scen)
-                prod = project_products(forcing, ckpt, years=years, scenario=scen,
-                                        chunk_cells=cfg.projection.chunk_cells, batch_size=cfg.projection.batch_size)
+        task = bar.add_task(f"projecting {best}", total=len(gcms))
+        for i, gcm in enumerate(gcms):
+            targets = {scen: ctx.path("products", f"{gcm}_{scen}.nc") for scen in scenarios}
+            # all or none: a GCM's scenarios share their history, so they are always computed (and rewritten) together
+            if not all(t.exists() for t in targets.values()):
+                prod = project_scenarios({scen: scenario_forcing(ctx, gcm, scen) for scen in scenarios}, ckpt,
+                                         years=years, chunk_cells=cfg.projection.chunk_cells,
+                                         batch_size=cfg.projection.batch_size)
                 # streamed: computed and written one longitude slab at a time, so memory follows the slab
-                write_products_netcdf(prod, target, scenario=scen, provenance={**prov, "gcm": gcm},
-                                      on_slab=lambda done, total: bar.update(task, completed=len(out) + done / total))
-            out[f"{gcm}_{scen}"] = str(target.relative_to(ctx.run_dir))
-            bar.update(task, completed=len(out))
-        for scen in cfg.projection.scenarios:
+                write_scenario_products(prod, targets, provenance={**prov, "gcm": gcm},
+                                        on_slab=lambda done, total, i=i: bar.update(task, completed=i + done / total))
+            out.update({f"{gcm}_{scen}": str(t.relative_to(ctx.run_dir)) for scen, t in targets.items()})
+            bar.update(task, completed=i + 1)
+        for scen in scenarios:
             write_ensemble([ctx.run_dir / "products" / f"{g}_{scen}.nc" for g in gcms],
                            ctx.path("products", f"ensemble_{scen}.nc"), scenario=scen,
                            provenance={**prov, "gcms": ",".join(gcms), "ensemble": "mean of GCM members"})

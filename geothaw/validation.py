@@ -16,7 +16,7 @@ Substitutions (all recorded in the output's ``notes``):
 * months without air temperature (before/after/gaps in the record) → the site's calendar-month mean;
 * precipitation: gauge rain + snowfall from snow-depth increments where either was measured; otherwise the
   site's calendar-month mean of those; otherwise ``SiteData.annual_precip_fallback`` spread evenly;
-* the ``warming_anomaly`` scenario signal needs the 1981–2010 baseline: the years before the record are
+* the ``warming_anomaly`` scenario signal needs its baseline years (1986–2005 by default): the years before the record are
   filled with the site climatology, so the signal is ≈ 0 (the record's own mean is taken as "baseline").
 """
 

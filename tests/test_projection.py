@@ -80,3 +80,55 @@ def test_projection_on_a_local_process_cluster(trained):
             out = lazy.compute()
     ref = _direct(toy, ckpt)
     np.testing.assert_allclose(out["magt"].values, ref["magt"].values, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+def _two_scenarios(history_differs: bool = False):
+    """Forcing of two scenarios over 1984–2009 that share their history to 2005 (unless ``history_differs``)."""
+    base = make_toy_dataset(start=1984, years=26).drop_vars(["stl1", "stl2", "stl3", "stl4"])
+    later = (base["time"].dt.year >= 2006) | ((base["time"].dt.year == 1995) & history_differs)
+    warm = base.assign(t2m=base["t2m"] + later * 1.5)
+    return {"rcp45": base, "rcp85": warm}
+
+
+@pytest.mark.parametrize("history_differs", [False, True])
+def test_scenarios_predict_their_shared_history_once(trained, monkeypatch, history_differs):
+    import dask
+
+    import geothaw.projection as projection
+
+    _, ckpt = trained
+    years = np.arange(1995, 2010)
+    forcings = _two_scenarios(history_differs)
+    asked = []
+    real = projection.predict_block
+    monkeypatch.setattr(projection, "predict_block",
+                        lambda block, **kw: asked.append((kw["scenario"], kw["years"].tolist())) or real(block, **kw))
+    with dask.config.set(scheduler="synchronous"):
+        both = projection.project_scenarios(forcings, ckpt, years=years, chunk_cells=8).compute()
+        separate = {s: project_products(f, ckpt, years=years, scenario=s, chunk_cells=8).compute()
+                    for s, f in forcings.items()}
+    # one block: the first scenario in full; the second from 2006 on only when its history is the same
+    assert asked[:2] == [("rcp45", years.tolist()),
+                         ("rcp85", years.tolist() if history_differs else list(range(2006, 2010)))]
+    for s in forcings:
+        for v in ("magt", "tmin", "tmax", "alt", "exceeds_zero", "first_exceedance_year"):
+            np.testing.assert_allclose(both[v].sel(scenario=s).values, separate[s][v].values, rtol=1e-5, atol=1e-5,
+                                       equal_nan=True)
+    hist = both["magt"].sel(year=slice(None, 2005))
+    identical = np.array_equal(hist.sel(scenario="rcp45").values, hist.sel(scenario="rcp85").values, equal_nan=True)
+    assert identical != history_differs
+    later = both["magt"].sel(year=slice(2006, None))
+    assert float((later.sel(scenario="rcp85") - later.sel(scenario="rcp45")).mean()) > 0.3  # the warmer scenario warms
+
+
+def test_signal_looking_past_2005_turns_sharing_off(trained):
+    import dataclasses
+
+    from geothaw.projection import shared_history_end
+
+    spec = load_checkpoint(trained[1]).features
+    assert spec.anomaly_baseline == (1986, 2005)
+    assert shared_history_end(spec) == 2005
+    assert shared_history_end(dataclasses.replace(spec, anomaly_baseline=(1981, 2010))) is None
+    assert shared_history_end(dataclasses.replace(spec, scenario_signal="rcp_forcing",
+                                                  anomaly_baseline=(1981, 2010))) == 2005

@@ -101,3 +101,33 @@ def test_lazy_products_stream_in_slabs_to_the_same_bytes(tmp_path):
     with xr.open_dataset(a) as x, xr.open_dataset(c) as y:
         xr.testing.assert_identical(x, y)
         assert int((x["first_exceedance_year"] > 0).sum()) > 0
+
+
+def test_scenario_products_write_each_file_as_alone(tmp_path, small_products):
+    """Several scenarios computed together land in their own files, each the same as when written alone, and
+    one failure leaves none of them behind."""
+    from geothaw.io.writers import write_scenario_products
+
+    _, p = small_products
+    warmer = p.assign(magt=p["magt"] + 2.0)
+    both = xr.concat([p, warmer], dim=pd.Index(["rcp45", "rcp85"], name="scenario")).chunk({"longitude": 4})
+    kw = dict(provenance={"model": "gru"})
+    paths = write_scenario_products(both, {"rcp45": tmp_path / "a45.nc", "rcp85": tmp_path / "a85.nc"}, **kw)
+    for scen, alone in (("rcp45", p), ("rcp85", warmer)):
+        ref = write_products_netcdf(alone, tmp_path / f"ref_{scen}.nc", scenario=scen, **kw)
+        assert paths[scen].read_bytes() == ref.read_bytes()
+    with xr.open_dataset(paths["rcp85"]) as x:
+        assert x.attrs["scenario"] == "rcp85" and "scenario" not in x.dims
+    with pytest.raises(ValueError, match="paths are for"):
+        write_scenario_products(both, {"rcp45": tmp_path / "x.nc"}, **kw)
+    broken = both.assign(magt=both["magt"].copy(data=both["magt"].data.map_blocks(_fail_on_last_slab, dtype="float32")))
+    with pytest.raises(RuntimeError, match="slab"):
+        write_scenario_products(broken, {"rcp45": tmp_path / "b45.nc", "rcp85": tmp_path / "b85.nc"}, **kw)
+    assert not (tmp_path / "b45.nc").exists() and not (tmp_path / "b85.nc").exists()
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]  # no temp files left behind
+
+
+def _fail_on_last_slab(block, block_info=None):
+    if block_info[None]["array-location"][-1][1] == block_info[None]["shape"][-1]:
+        raise RuntimeError("slab failed")
+    return block

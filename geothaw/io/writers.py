@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import xarray as xr
@@ -81,43 +82,70 @@ def write_products_netcdf(products: xr.Dataset, path: str | Path, *, scenario: s
                           on_slab: Callable[[int, int], None] | None = None) -> Path:
     """CF-1.8 NetCDF of yearly products for one scenario: dims (year, depth, latitude, longitude), depth bounds.
 
-    ``products`` may be lazy (dask): it is computed and written one longitude slab at a time (whole HDF5 chunks,
-    in a fixed order), so memory is bounded by a slab, not the domain, and the bytes are the same on every run.
-    ``on_slab(done, total)`` is called after each slab (progress).
+    ``products`` may be lazy (dask); see :func:`write_scenario_products` for how it is computed and written.
     """
-    import netCDF4
+    one = products.expand_dims(scenario=[scenario])
+    return write_scenario_products(one, {scenario: path}, provenance=provenance, on_slab=on_slab)[scenario]
+
+
+def _define_variables(nc, ds: xr.Dataset, names: list[str], width: int) -> None:
+    """Create the data variables of a products file (compressed, chunked in ``width``-wide slabs), no data yet."""
     import numpy as np
 
-    ds = _cf_products(products, scenario, provenance)
-    names = list(ds.data_vars)
-    nx = ds.sizes["longitude"]
-    width = _slab_width(ds)
+    for v in names:
+        da = ds[v]
+        attrs = dict(da.attrs)
+        fill = attrs.pop("_FillValue", da.encoding.get("_FillValue"))
+        if da.dtype.kind == "f":
+            fill = np.float32(np.nan)
+        chunks = tuple(min(s, c) for s, c in zip(da.shape, (1, 4, 256, width)[-da.ndim:]))
+        var = nc.createVariable(v, da.dtype, da.dims, zlib=True, complevel=4, shuffle=True,
+                                chunksizes=chunks if da.ndim >= 2 else None,
+                                fill_value=None if fill is None else np.asarray(fill, dtype=da.dtype))
+        var.set_var_chunk_cache(size=NETCDF_CHUNK_CACHE_BYTES)  # slabs fill whole chunks: no need to keep them
+        var.setncatts({k: (np.asarray(a) if isinstance(a, (list, tuple)) else a) for k, a in attrs.items()})
+    nc.setncattr("coordinates", "depth_bnds")  # spatial_ref is found through each variable's grid_mapping
+
+
+def write_scenario_products(products: xr.Dataset, paths: Mapping[str, str | Path], *, provenance: dict,
+                            on_slab: Callable[[int, int], None] | None = None) -> dict[str, Path]:
+    """One CF-1.8 products NetCDF per scenario from ``products`` with a ``scenario`` dimension (``paths`` by
+    scenario name), every file written atomically.
+
+    ``products`` may be lazy (dask): it is computed one longitude slab at a time for all scenarios together
+    (whole HDF5 chunks, in a fixed order), so memory is bounded by a slab, not the domain, the work the
+    scenarios share is done once, and the bytes are the same on every run. ``on_slab(done, total)`` is called
+    after each slab (progress).
+    """
+    import netCDF4
+
+    scenarios = [str(s) for s in products["scenario"].values]
+    if set(scenarios) != set(paths):
+        raise ValueError(f"paths are for {sorted(paths)}, products for {sorted(scenarios)}")
+    files = {s: _cf_products(products.sel(scenario=s, drop=True), s, provenance) for s in scenarios}
+    names = list(files[scenarios[0]].data_vars)
+    # computed once per slab for every scenario; the files' own dimension order
+    data = products[names].transpose("scenario", "year", "depth", "latitude", "longitude", missing_dims="ignore")
+    nx = data.sizes["longitude"]
+    width = _slab_width(data)
     slabs = [slice(x0, min(x0 + width, nx)) for x0 in range(0, nx, width)]
-    with atomic_path(path, suffix=".nc") as tmp:
-        # xarray writes the coordinates, the CRS variable and the global attributes ...
-        ds.drop_vars(names).to_netcdf(tmp, engine="netcdf4")
-        with netCDF4.Dataset(tmp, "a") as nc:
+    with contextlib.ExitStack() as stack:  # files close (LIFO) before their atomic renames
+        tmps = {s: stack.enter_context(atomic_path(paths[s], suffix=".nc")) for s in scenarios}
+        ncs = {}
+        for s in scenarios:
+            # xarray writes the coordinates, the CRS variable and the global attributes ...
+            files[s].drop_vars(names).to_netcdf(tmps[s], engine="netcdf4")
+            ncs[s] = stack.enter_context(netCDF4.Dataset(tmps[s], "a"))
             # ... and the data variables are defined here so they can be filled slab by slab.
-            for v in names:
-                da = ds[v]
-                attrs = dict(da.attrs)
-                fill = attrs.pop("_FillValue", da.encoding.get("_FillValue"))
-                if da.dtype.kind == "f":
-                    fill = np.float32(np.nan)
-                chunks = tuple(min(s, c) for s, c in zip(da.shape, (1, 4, 256, width)[-da.ndim:]))
-                var = nc.createVariable(v, da.dtype, da.dims, zlib=True, complevel=4, shuffle=True,
-                                        chunksizes=chunks if da.ndim >= 2 else None,
-                                        fill_value=None if fill is None else np.asarray(fill, dtype=da.dtype))
-                var.set_var_chunk_cache(size=NETCDF_CHUNK_CACHE_BYTES)  # slabs fill whole chunks: no need to keep them
-                var.setncatts({k: (np.asarray(a) if isinstance(a, (list, tuple)) else a) for k, a in attrs.items()})
-            nc.setncattr("coordinates", "depth_bnds")  # spatial_ref is found through each variable's grid_mapping
-            for i, sl in enumerate(slabs):
-                slab = ds[names].isel(longitude=sl).compute()
+            _define_variables(ncs[s], files[s], names, width)
+        for i, sl in enumerate(slabs):
+            slab = data.isel(longitude=sl).compute()
+            for k, s in enumerate(scenarios):
                 for v in names:
-                    nc[v][..., sl.start:sl.stop] = slab[v].values
-                if on_slab is not None:
-                    on_slab(i + 1, len(slabs))
-    return Path(path)
+                    ncs[s][v][..., sl.start:sl.stop] = slab[v].values[k]
+            if on_slab is not None:
+                on_slab(i + 1, len(slabs))
+    return {s: Path(paths[s]) for s in scenarios}
 
 
 def albers_grid(domain: Domain, resolution_m: float):
