@@ -26,6 +26,7 @@ The default model is untrained (weights do not change the cost) and saved like `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from fractions import Fraction
@@ -175,6 +177,31 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+RSS_SAMPLE_S = 2.0
+
+
+@contextlib.contextmanager
+def rss_sampler():
+    """This process's current RSS (MB), sampled every ``RSS_SAMPLE_S`` by a thread while the block runs."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        status = Path("/proc/self/status")
+        while status.exists() and not stop.wait(RSS_SAMPLE_S):  # Linux only; elsewhere no timeline
+            for line in status.read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    samples.append(round(int(line.split()[1]) / 1024.0))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join()
 
 
 def cpu_seconds() -> float:
@@ -359,22 +386,21 @@ def per_cell_loop(cfg, statics: xr.Dataset, seed: int, checkpoint: Path, years: 
     the same code and model as the projection, minus the blocking. One torch thread, as the projection workers
     use (2 intra-op threads were far slower at these batch sizes on this shared machine).
     """
-    import pandas as pd
     import torch
 
-    from geothaw.projection import _scenarios_block
+    from geothaw.projection import _scenarios_block, combine_scenarios
 
     ii, jj = sample_cells(statics, n_cells)
     st = model_statics(statics)
     time_ = month_axis(cfg.period.start_year, cfg.period.projection_end_year)
     forcing = {scen: cell_forcing(cfg, statics, ii, jj, scen, seed) for scen in SCENARIOS}
-    dims = ("scenario", "time", "latitude", "longitude")
+    dims = ("time", "latitude", "longitude")
     cells: list[xr.Dataset] = []  # built outside the timing: the loop would read them from a store
     for k, (i, j) in enumerate(zip(ii, jj)):
         one = st.isel(latitude=slice(i, i + 1), longitude=slice(j, j + 1)).load()
-        dyn = {v: (dims, np.stack([forcing[s][n][:, k] for s in SCENARIOS]).reshape(len(SCENARIOS), -1, 1, 1))
-               for n, v in enumerate(("t2m", "tp"))}
-        cells.append(one.assign(dyn).assign_coords(time=time_, scenario=pd.Index(SCENARIOS, name="scenario")))
+        cells.append(combine_scenarios({
+            s: one.assign(t2m=(dims, t[:, k].reshape(-1, 1, 1)), tp=(dims, p[:, k].reshape(-1, 1, 1))).assign_coords(time=time_)
+            for s, (t, p) in forcing.items()}))
     args = (str(checkpoint), years, SCENARIOS, batch_size)
     _scenarios_block(cells[0], *args).load()  # warm-up: model load, imports
     t0, c0 = time.perf_counter(), cpu_seconds()
@@ -517,8 +543,10 @@ def run_projection(job: dict) -> dict:
         prod = project_scenarios(forcings, job["checkpoint"], years=years, chunk_cells=n, batch_size=job["batch_size"])
         store = sink.with_name(f"{sink.name}.zarr")
         t0, c0 = time.perf_counter(), cpu_seconds()
-        prod.to_zarr(store, mode="w", consolidated=False)
+        with rss_sampler() as timeline:
+            prod.to_zarr(store, mode="w", consolidated=False)
         out["wall_s"] = time.perf_counter() - t0
+        out["rss_timeline_mb"] = timeline  # every RSS_SAMPLE_S: creep over the run, or flat with block-sized swings
         cpu_driver += cpu_seconds() - c0
         out["chunks"] = len(prod.chunks["latitude"]) * len(prod.chunks["longitude"])
         with dask.config.set(scheduler="synchronous"), xr.open_zarr(store, consolidated=False) as z:

@@ -32,6 +32,7 @@ _LAZY = {
     "load_checkpoint": "geothaw.training",
     "evaluate_run": "geothaw.evaluation",
     "project_products": "geothaw.projection",
+    "project_scenarios": "geothaw.projection",
     "yearly_products": "geothaw.products",
     "run_pipeline": "geothaw.pipeline",
 }

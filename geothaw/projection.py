@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import InputDataError
-from .products import DEPTH_MID, yearly_products
+from .products import DEPTH_MID, first_exceedance_year, yearly_products
 from .scenarios import HISTORICAL_END
 
 PRODUCT_DTYPES = {"magt": "float32", "tmin": "float32", "tmax": "float32", "exceeds_zero": "int8",
@@ -110,31 +110,56 @@ def _same_history(a: xr.Dataset, b: xr.Dataset, last_year: int) -> bool:
     return all(np.array_equal(a[v].values[upto], b[v].values[upto], equal_nan=True) for v in ("t2m", "tp"))
 
 
+_SCENARIO_SEP = "|"  # t2m|rcp45: a scenario's forcing variable in the combined block input
+
+
+def combine_scenarios(forcings: Mapping[str, xr.Dataset]) -> xr.Dataset:
+    """One dataset holding every scenario's ``t2m``/``tp`` (as ``t2m|<scenario>``) and the first one's statics.
+
+    Variables side by side rather than stacked along a new dimension: each block then reads the scenarios'
+    forcing chunks as they are, with no concatenated copy.
+    """
+    first = next(iter(forcings.values()))
+    statics = first[[v for v in first.data_vars if "time" not in first[v].dims]]
+    dynamic = {f"{v}{_SCENARIO_SEP}{scen}": f[v] for scen, f in forcings.items() for v in ("t2m", "tp")}
+    return xr.merge([xr.Dataset(dynamic), statics], join="exact")
+
+
+def _scenario_forcing(block: xr.Dataset, scenario: str) -> xr.Dataset:
+    statics = block[[v for v in block.data_vars if _SCENARIO_SEP not in v]]
+    return statics.assign(t2m=block[f"t2m{_SCENARIO_SEP}{scenario}"], tp=block[f"tp{_SCENARIO_SEP}{scenario}"])
+
+
+def _products(block: xr.Dataset, checkpoint: str, years: np.ndarray, scenario: str, batch_size: int) -> xr.Dataset:
+    soil = predict_block(block, checkpoint=checkpoint, years=years, scenario=scenario, batch_size=batch_size)
+    out = yearly_products(soil)
+    return out.drop_vars([c for c in out.coords if c not in ("year", "depth", "latitude", "longitude")])
+
+
 def _scenarios_block(block: xr.Dataset, checkpoint: str, years: np.ndarray, scenarios: tuple[str, ...],
                      batch_size: int) -> xr.Dataset:
-    """Yearly products of one spatial block for every scenario (``block`` has a ``scenario`` dimension).
+    """Yearly products of one spatial block (:func:`combine_scenarios` layout) for every scenario.
 
     The first scenario is predicted for all ``years``; the others only for the years after their shared
-    history when their forcing there is identical to the first's (checked here, per block), and reuse the
-    first's predictions before. With 1952–2100 and two RCPs that skips 54 of 298 scenario-years.
+    history when their forcing there is identical to the first's (checked here, per block), and take the
+    first's products of the years before (only the first-exceedance year, which looks at the whole series,
+    is recomputed). With 1952–2100 and two RCPs that skips 54 of 298 scenario-years.
     """
     shared_end = shared_history_end(_model_for(checkpoint).features)
-    first = block.isel(scenario=0)
-    soil_first = predict_block(first, checkpoint=checkpoint, years=years, scenario=scenarios[0], batch_size=batch_size)
-    soils = [soil_first]
-    for k in range(1, len(scenarios)):
-        this = block.isel(scenario=k)
+    first = _scenario_forcing(block, scenarios[0])
+    products = [_products(first, checkpoint, years, scenarios[0], batch_size)]
+    for scen in scenarios[1:]:
+        this = _scenario_forcing(block, scen)
         if shared_end is None or years[0] > shared_end or not _same_history(first, this, shared_end):
-            soils.append(predict_block(this, checkpoint=checkpoint, years=years, scenario=scenarios[k],
-                                       batch_size=batch_size))
+            products.append(_products(this, checkpoint, years, scen, batch_size))
             continue
-        history = soil_first.isel(time=soil_first["time"].dt.year.values <= shared_end)
+        yearly = products[0].drop_vars("first_exceedance_year").sel(year=slice(None, shared_end))
         later = years[years > shared_end]
         if later.size:
-            history = xr.concat([history, predict_block(this, checkpoint=checkpoint, years=later, scenario=scenarios[k],
-                                                        batch_size=batch_size)], dim="time")
-        soils.append(history)
-    out = xr.concat([yearly_products(s) for s in soils], dim=pd.Index(list(scenarios), name="scenario"))
+            own = _products(this, checkpoint, later, scen, batch_size).drop_vars("first_exceedance_year")
+            yearly = xr.concat([yearly, own], dim="year", data_vars="all", coords="minimal", compat="override")
+        products.append(yearly.assign(first_exceedance_year=first_exceedance_year(yearly["magt"])))
+    out = xr.concat(products, dim=pd.Index(list(scenarios), name="scenario"), coords="minimal", compat="override")
     return out.drop_vars([c for c in out.coords if c not in ("scenario", "year", "depth", "latitude", "longitude")])
 
 
@@ -178,13 +203,9 @@ def project_scenarios(forcings: Mapping[str, xr.Dataset], checkpoint: str | Path
         for v in ("t2m", "tp"):
             if v not in f:
                 raise InputDataError(f"projection forcing of {scen} lacks '{v}'")
-    first = forcings[scenarios[0]]
-    blocks = block_chunks((first.sizes["latitude"], first.sizes["longitude"]), chunk_cells)
-    dynamic = xr.concat([forcings[s][["t2m", "tp"]] for s in scenarios], dim=pd.Index(list(scenarios), name="scenario"),
-                        join="exact")
-    statics = first[[v for v in first.data_vars if "time" not in first[v].dims]]
-    forcing = xr.merge([dynamic, statics], join="exact").chunk(
-        {"scenario": -1, "time": -1, **blocks})
+    combined = combine_scenarios(forcings)
+    blocks = block_chunks((combined.sizes["latitude"], combined.sizes["longitude"]), chunk_cells)
+    forcing = combined.chunk({"time": -1, **blocks})
     return xr.map_blocks(_scenarios_block, forcing, args=(str(checkpoint), years, scenarios, batch_size),
                          template=_template(forcing, years, scenarios))
 
