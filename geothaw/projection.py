@@ -200,6 +200,8 @@ def project_scenarios(forcings: Mapping[str, xr.Dataset], checkpoint: str | Path
     if not scenarios:
         raise InputDataError("projection needs at least one scenario")
     for scen, f in forcings.items():
+        if _SCENARIO_SEP in scen:
+            raise InputDataError(f"scenario name '{scen}' must not contain '{_SCENARIO_SEP}'")
         for v in ("t2m", "tp"):
             if v not in f:
                 raise InputDataError(f"projection forcing of {scen} lacks '{v}'")

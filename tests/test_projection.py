@@ -132,3 +132,12 @@ def test_signal_looking_past_2005_turns_sharing_off(trained):
     assert shared_history_end(dataclasses.replace(spec, anomaly_baseline=(1981, 2010))) is None
     assert shared_history_end(dataclasses.replace(spec, scenario_signal="rcp_forcing",
                                                   anomaly_baseline=(1981, 2010))) == 2005
+
+
+def test_scenario_names_must_not_clash_with_the_block_layout(trained):
+    from geothaw.errors import InputDataError
+    from geothaw.projection import project_scenarios
+
+    forcings = _two_scenarios()
+    with pytest.raises(InputDataError, match="must not contain"):
+        project_scenarios({"rcp|45": forcings["rcp45"]}, trained[1], years=[1995])
