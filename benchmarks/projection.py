@@ -59,8 +59,8 @@ WEATHER_MODES = 6
 def warming(years: np.ndarray, scenario: str) -> np.ndarray:
     """Regional warming (K) by year: a shared historical trend from 1970, then a scenario-specific slope."""
     slope = {"rcp45": 0.025, "rcp85": 0.06}.get(scenario, 0.04)
-    hist = 0.02 * np.clip(np.minimum(years, 2005) - 1970, 0, None)
-    return hist + slope * np.clip(years - 2005, 0, None)
+    hist = 0.02 * np.clip(np.minimum(years, HISTORICAL_END) - 1970, 0, None)
+    return hist + slope * np.clip(years - HISTORICAL_END, 0, None)
 
 
 def forcing_fields(lat: np.ndarray, lon: np.ndarray, elevation: np.ndarray, m_open: np.ndarray, land: np.ndarray,
@@ -184,7 +184,7 @@ RSS_SAMPLE_S = 2.0
 
 @contextlib.contextmanager
 def rss_sampler():
-    """This process's current RSS (MB), sampled every ``RSS_SAMPLE_S`` by a thread while the block runs."""
+    """This process's current RSS (MB), sampled every ``RSS_SAMPLE_S`` by a thread while the ``with`` body runs."""
     samples: list[float] = []
     stop = threading.Event()
 

@@ -13,11 +13,11 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..scenarios import HISTORICAL_END as HIST_END  # last year of CMIP5 historical forcing
 from ..scenarios import rcp_forcing
 from .fields import random_fourier_field
 
 SERIES_ORIGIN = 1950      # variability series always start here, so a shorter run shares the full run's weather
-HIST_END = 2005           # last year of CMIP5 historical forcing
 REF_PERIOD = (1986, 2005)  # climatology and warming baseline (REFERENCE §2)
 
 # --- climatology coefficients: least-squares fit to 21 station normals (Barrow … Ketchikan, Whitehorse,
