@@ -262,38 +262,43 @@ def sample_batch(cfg, statics: xr.Dataset, spec, seed: int, years: np.ndarray, s
 
 def block_breakdown(cfg, statics: xr.Dataset, seed: int, checkpoint: Path, years: np.ndarray, batch_size: int,
                     side: int = 16) -> dict:
-    """CPU seconds of each step of the projection's block function (``predict_block`` + ``yearly_products``)
-    on one central block, single-threaded like a worker: where a projection's CPU time goes."""
-    from geothaw.features import make_inputs, predictions_to_dataset, prepare
-    from geothaw.products import DEPTH_MID, yearly_products
-    from geothaw.projection import _model_for
+    """CPU seconds of each step of the projection's block function (``geothaw.projection.block_products``: snow
+    per slab of rows, then per group of cells windows → model → yearly products) on one central block of one
+    scenario, single-threaded like a worker: where a projection's CPU time goes."""
+    from collections import defaultdict
+
+    from geothaw.features import make_inputs, prepare, valid_cells
+    from geothaw.products import yearly_products
+    from geothaw.projection import CELLS_PER_GROUP, SLAB_CELLS, _group_monthly, _model_for, _monthly_time
     from geothaw.training import predict
 
     loaded = _model_for(str(checkpoint))  # one torch thread, as in the workers
     block = central_block(cfg, statics, seed, side)
-    steps: dict[str, float] = {}
+    steps: dict[str, float] = defaultdict(float)
 
     def timed(name: str, fn):
         c0 = time.thread_time()
         out = fn()
-        steps[name] = time.thread_time() - c0
+        steps[name] += time.thread_time() - c0
         return out
 
-    ds = timed("snow", lambda: prepare(block))
-    inputs = timed("windows_and_normalisation", lambda: make_inputs(ds, years, loaded.features, scenario="rcp85"))
-    y_hat = timed("model", lambda: predict(loaded.model, loaded.features, inputs, batch_size=batch_size))
-
-    def to_grid() -> xr.DataArray:  # as predict_block does it
-        pred = predictions_to_dataset(y_hat, inputs, block, years)
-        return xr.concat([pred[v] for v in ("stl1", "stl2", "stl3", "stl4")], dim="depth").transpose(
-            "time", "depth", "latitude", "longitude").assign_coords(depth=DEPTH_MID).astype("float32")
-
-    soil = timed("back_to_grid", to_grid)
-    timed("yearly_products", lambda: yearly_products(soil).load())
+    ny, nx = block.sizes["latitude"], block.sizes["longitude"]
+    slab_rows, months, samples = max(1, SLAB_CELLS // nx), _monthly_time(years), 0
+    for r0 in range(0, ny, slab_rows):
+        ds = timed("snow", lambda: prepare(block.isel(latitude=slice(r0, r0 + slab_rows))))
+        rows, cols = valid_cells(ds)
+        for g in range(0, rows.size, CELLS_PER_GROUP):
+            r, c = rows[g:g + CELLS_PER_GROUP], cols[g:g + CELLS_PER_GROUP]
+            inputs = timed("windows_and_normalisation",
+                           lambda: make_inputs(ds, years, loaded.features, scenario="rcp85", cells=(r, c)))
+            y_hat = timed("model", lambda: predict(loaded.model, loaded.features, inputs, batch_size=batch_size))
+            timed("yearly_products",
+                  lambda: yearly_products(_group_monthly(y_hat, inputs, r * nx + c, nx, years, months)).load())
+            samples += len(inputs["year"])
     total = sum(steps.values())
     return {"block_cells": side * side, "land_cells": int((block["t2m"].isel(time=0).notnull()).sum()),
-            "samples": int(len(inputs["year"])), "cpu_s": steps, "share": {k: v / total for k, v in steps.items()},
-            "cell_years_per_cpu_s": len(inputs["year"]) / total}
+            "samples": samples, "cpu_s": dict(steps), "share": {k: v / total for k, v in steps.items()},
+            "cell_years_per_cpu_s": samples / total}
 
 
 def build_checkpoint(cfg, statics: xr.Dataset, seed: int, model_name: str, path: Path) -> Path:
@@ -382,7 +387,7 @@ def per_cell_loop(cfg, statics: xr.Dataset, seed: int, checkpoint: Path, years: 
     """The naive alternative: for each cell, make its inputs, predict, reduce to yearly products; next cell.
 
     Runs the projection's own block function (``geothaw.projection._scenarios_block``: make_inputs → predict →
-    back to a grid → yearly products, both scenarios, their shared history predicted once) on one-cell blocks:
+    yearly products per group of cells, both scenarios, their shared history predicted once) on one-cell blocks:
     the same code and model as the projection, minus the blocking. One torch thread, as the projection workers
     use (2 intra-op threads were far slower at these batch sizes on this shared machine).
     """
@@ -876,7 +881,7 @@ def meaning(rep: dict) -> str:
         f"({verdict(h['meets']['vs_physics'])} ≥ {h['targets']['speedup_vs_physics_min']:g}×); per CPU-second the "
         f"advantages are {h['speedup_vs_loop_cpu']:.1f}× and {h['speedup_vs_physics_cpu']:.1f}×.",
         f"The {mod['name']} forward pass is {100 * h['model_cpu_share']:.0f} % of a block's CPU time (the rest is "
-        "snow, windows, normalisation, mapping back to the grid and the product reduction)"
+        "snow, windows, normalisation and the yearly-product reduction)"
         + (f", so the model's {mod['flops_per_sample'] / 1e6:.2f} MFLOP per sample sets the pace: "
            if h["model_cpu_share"] >= 0.5 else "; even the model alone at "
            f"{mod['flops_per_sample'] / 1e6:.2f} MFLOP per sample is a hard bound: ")

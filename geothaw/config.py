@@ -142,7 +142,7 @@ class EvaluationConfig(_Strict):
 
 class ProjectionConfig(_Strict):
     scenarios: list[ScenarioName] = Field(["rcp45", "rcp85"], min_length=1, description="RCPs to project")
-    batch_size: int = Field(2048, ge=64, le=65536, description="inference batch size")
+    batch_size: int = Field(512, ge=64, le=65536, description="inference batch size (512 ran 12-16 % faster than 2048 on one thread)")
     chunk_cells: PosInt = Field(
         64,
         description=(

@@ -120,15 +120,20 @@ def yearly_products(soil_temperature: xr.DataArray) -> xr.Dataset:
     tmax = ym.max("month", skipna=False)
     nan = magt.isnull()
 
+    # attributes are set, not added to: with xarray's keep_attrs the input's own (e.g. units on a flag) would leak
     def flag(cond, long_name):
-        return cond.astype("int8").where(~nan, -1).astype("int8").assign_attrs(
+        return cond.astype("int8").where(~nan, -1).astype("int8").drop_attrs(deep=False).assign_attrs(
             long_name=long_name, flag_values=[-1, 0, 1], flag_meanings="nodata no yes", _FillValue=-1)
+
+    def temperature(da, long_name):
+        return da.astype("float32").drop_attrs(deep=False).assign_attrs(
+            standard_name="soil_temperature", long_name=long_name, units="degC")
 
     alt, alt_capped = active_layer_thickness(tmax)
     ds = xr.Dataset({
-        "magt": magt.astype("float32").assign_attrs(standard_name="soil_temperature", long_name="mean annual ground temperature", units="degC"),
-        "tmin": tmin.astype("float32").assign_attrs(standard_name="soil_temperature", long_name="coldest monthly mean ground temperature", units="degC"),
-        "tmax": tmax.astype("float32").assign_attrs(standard_name="soil_temperature", long_name="warmest monthly mean ground temperature", units="degC"),
+        "magt": temperature(magt, "mean annual ground temperature"),
+        "tmin": temperature(tmin, "coldest monthly mean ground temperature"),
+        "tmax": temperature(tmax, "warmest monthly mean ground temperature"),
         "exceeds_zero": flag(magt > 0, "mean annual ground temperature above 0 °C"),
         "thawed_year_round": flag(tmin > 0, "every monthly mean above 0 °C"),
         "thaws_in_summer": flag(tmax > 0, "warmest monthly mean above 0 °C"),

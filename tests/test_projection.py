@@ -46,6 +46,29 @@ def test_chunked_projection_equals_direct_prediction(trained):
     assert np.isfinite(out["magt"].values[:, :, 1:, 1:]).all()
 
 
+def test_block_products_are_the_products_of_the_predicted_block(trained, monkeypatch):
+    """Reducing cell group by cell group gives exactly the products of the block's whole monthly series."""
+    import geothaw.projection as projection
+
+    toy, ckpt = trained
+    forcing = toy.drop_vars(["stl1", "stl2", "stl3", "stl4"])
+    forcing["t2m"][:, 2, 3] = np.nan  # a second sea cell, inside the grid
+    monkeypatch.setattr(projection, "CELLS_PER_GROUP", 4)  # several groups per slab, the last one partial
+    monkeypatch.setattr(projection, "SLAB_CELLS", 2 * forcing.sizes["longitude"])  # slabs of two rows
+    kw = {"checkpoint": str(ckpt), "years": YEARS, "scenario": "historical", "batch_size": 16}
+    grouped = projection.block_products(forcing, **kw)
+    whole = yearly_products(projection.predict_block(forcing, **kw))
+    assert set(grouped.data_vars) == set(whole.data_vars)
+    for v in whole.data_vars:
+        assert grouped[v].dims == whole[v].dims and grouped[v].dtype == whole[v].dtype, v
+        np.testing.assert_array_equal(grouped[v].values, whole[v].values, err_msg=v)
+        assert grouped[v].attrs == whole[v].attrs, v
+    assert grouped["depth"].attrs == whole["depth"].attrs
+    assert (grouped["exceeds_zero"].values[:, :, 2, 3] == -1).all()  # sea: the flags' nodata
+    assert np.isfinite(grouped["magt"].values[:, :, 1:, 1:]).sum() == YEARS.size * 4 * (
+        (forcing.sizes["latitude"] - 1) * (forcing.sizes["longitude"] - 1) - 1)
+
+
 def test_blocks_keep_their_cell_budget_on_narrow_domains():
     # full-size domain: square blocks of the configured edge
     assert block_chunks((211, 591), 64) == {"latitude": 64, "longitude": 64}
@@ -100,8 +123,8 @@ def test_scenarios_predict_their_shared_history_once(trained, monkeypatch, histo
     years = np.arange(1995, 2010)
     forcings = _two_scenarios(history_differs)
     asked = []
-    real = projection.predict_block
-    monkeypatch.setattr(projection, "predict_block",
+    real = projection.block_products
+    monkeypatch.setattr(projection, "block_products",
                         lambda block, **kw: asked.append((kw["scenario"], kw["years"].tolist())) or real(block, **kw))
     with dask.config.set(scheduler="synchronous"):
         both = projection.project_scenarios(forcings, ckpt, years=years, chunk_cells=8).compute()
@@ -141,3 +164,13 @@ def test_scenario_names_must_not_clash_with_the_block_layout(trained):
     forcings = _two_scenarios()
     with pytest.raises(InputDataError, match="must not contain"):
         project_scenarios({"rcp|45": forcings["rcp45"]}, trained[1], years=[1995])
+
+
+def test_large_arrays_get_their_own_mappings_on_glibc():
+    import platform
+
+    from geothaw.projection import map_large_arrays_directly
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert map_large_arrays_directly() is True
