@@ -110,6 +110,15 @@ def first_exceedance_year(magt: xr.DataArray, window: int = RUNNING_YEARS) -> xr
     return out
 
 
+def flag_variable(cond: xr.DataArray, nodata: xr.DataArray, long_name: str) -> xr.DataArray:
+    """A yes/no product as int8 (1 yes, 0 no, -1 where ``nodata``) with its CF flag attributes.
+
+    The attributes are set, not added to: with xarray's keep_attrs a temperature's units would leak onto a flag.
+    """
+    return cond.astype("int8").where(~nodata, -1).astype("int8").drop_attrs(deep=False).assign_attrs(
+        long_name=long_name, flag_values=[-1, 0, 1], flag_meanings="nodata no yes", _FillValue=-1)
+
+
 def yearly_products(soil_temperature: xr.DataArray) -> xr.Dataset:
     """All per-year products from monthly soil temperature (dims time or year/month, depth, latitude, longitude)."""
     ym = to_year_month(soil_temperature)
@@ -120,11 +129,10 @@ def yearly_products(soil_temperature: xr.DataArray) -> xr.Dataset:
     tmax = ym.max("month", skipna=False)
     nan = magt.isnull()
 
-    # attributes are set, not added to: with xarray's keep_attrs the input's own (e.g. units on a flag) would leak
     def flag(cond, long_name):
-        return cond.astype("int8").where(~nan, -1).astype("int8").drop_attrs(deep=False).assign_attrs(
-            long_name=long_name, flag_values=[-1, 0, 1], flag_meanings="nodata no yes", _FillValue=-1)
+        return flag_variable(cond, nan, long_name)
 
+    # attributes are set, not added to: with xarray's keep_attrs the input's own would leak
     def temperature(da, long_name):
         return da.astype("float32").drop_attrs(deep=False).assign_attrs(
             standard_name="soil_temperature", long_name=long_name, units="degC")

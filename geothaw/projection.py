@@ -137,6 +137,13 @@ def _group_monthly(y_hat: np.ndarray, inputs: dict[str, np.ndarray], cells: np.n
     return xr.DataArray(monthly, dims=("time", "depth", "cell"), coords={"time": time, "depth": DEPTH_MID})
 
 
+def _blank_products(years: np.ndarray) -> xr.Dataset:
+    """The products of one cell whose monthly series is all NaN (dims …, cell of size 1)."""
+    time = _monthly_time(years)
+    return yearly_products(xr.DataArray(np.full((time.size, 4, 1), np.nan, dtype="float32"),
+                                        dims=("time", "depth", "cell"), coords={"time": time, "depth": DEPTH_MID}))
+
+
 def block_products(block: xr.Dataset, *, checkpoint: str, years: np.ndarray, scenario: str,
                    batch_size: int = 512) -> xr.Dataset:
     """Yearly products of one spatial block: ``yearly_products(predict_block(...))``, value for value, without
@@ -157,8 +164,7 @@ def block_products(block: xr.Dataset, *, checkpoint: str, years: np.ndarray, sce
     ny, nx = block.sizes["latitude"], block.sizes["longitude"]
     time = _monthly_time(years)
     # an all-NaN cell's products: the fill of every cell no group reaches, and each variable's dtype and attrs
-    blank = yearly_products(xr.DataArray(np.full((time.size, 4, 1), np.nan, dtype="float32"),
-                                         dims=("time", "depth", "cell"), coords={"time": time, "depth": DEPTH_MID}))
+    blank = _blank_products(years)
     grids = {name: np.repeat(v.values, ny * nx, axis=-1).reshape(v.shape[:-1] + (ny, nx))
              for name, v in blank.data_vars.items()}
     slab_rows = max(1, SLAB_CELLS // nx)
@@ -250,11 +256,14 @@ def _scenarios_block(block: xr.Dataset, checkpoint: str, years: np.ndarray, scen
 
 
 def _template(forcing: xr.Dataset, years: np.ndarray, scenarios: tuple[str, ...]) -> xr.Dataset:
+    """The lazy result's layout. ``map_blocks`` takes every attribute from here, so the products' own (units,
+    long_name, standard_name, the flags' _FillValue, the depth coordinate's CF attributes) are copied in."""
     import dask.array as da
 
     lat_chunks = forcing.chunks["latitude"]
     lon_chunks = forcing.chunks["longitude"]
-    coords = {"scenario": list(scenarios), "year": years, "depth": DEPTH_MID,
+    blank = _blank_products(np.asarray(years[:1]))
+    coords = {"scenario": list(scenarios), "year": years, "depth": ("depth", DEPTH_MID, blank["depth"].attrs),
               "latitude": forcing["latitude"].values, "longitude": forcing["longitude"].values}
     out = {}
     for name, dtype in PRODUCT_DTYPES.items():
@@ -264,7 +273,7 @@ def _template(forcing: xr.Dataset, years: np.ndarray, scenarios: tuple[str, ...]
         keep = [0, 2, 3, 4] if name == "first_exceedance_year" else [0, 1, 3, 4] if name in ("alt", "alt_capped") \
             else [0, 1, 2, 3, 4]
         out[name] = ([dims[i] for i in keep], da.zeros([shape[i] for i in keep], chunks=[chunks[i] for i in keep],
-                                                       dtype=dtype))
+                                                       dtype=dtype), blank[name].attrs)
     return xr.Dataset(out, coords=coords)
 
 

@@ -423,15 +423,14 @@ def write_ensemble(member_paths: list[Path], target: Path, *, scenario: str, pro
 
 def ensemble_products(members: list[xr.Dataset]) -> xr.Dataset:
     """Ensemble mean of magt/tmin/tmax/alt across GCMs with flags recomputed from the mean, plus magt spread."""
-    from .products import first_exceedance_year
+    from .products import first_exceedance_year, flag_variable
 
     stack = xr.concat([m[["magt", "tmin", "tmax", "alt"]] for m in members], dim="member")
     mean = stack.mean("member", skipna=False)  # a cell is land in every member or in none
     nan = mean["magt"].isnull()
 
     def flag(cond, long_name):
-        return cond.astype("int8").where(~nan, -1).astype("int8").assign_attrs(
-            long_name=long_name, flag_values=[-1, 0, 1], flag_meanings="nodata no yes")
+        return flag_variable(cond, nan, long_name)
 
     out = mean.copy()
     for v in ("magt", "tmin", "tmax", "alt"):

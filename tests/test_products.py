@@ -109,3 +109,7 @@ def test_ensemble_of_lazy_members_equals_the_eager_ensemble():
     xr.testing.assert_allclose(lazy["magt_spread"], eager["magt_spread"], rtol=1e-5, atol=1e-6)
     xr.testing.assert_identical(lazy.drop_vars("magt_spread"), eager.drop_vars("magt_spread"))
     assert np.isnan(eager["first_exceedance_year"][0, 0, 0]) and np.isfinite(eager["first_exceedance_year"]).any()
+    for v in ("exceeds_zero", "thawed_year_round", "thaws_in_summer"):  # flags: no temperature units, -1 nodata
+        assert "units" not in eager[v].attrs and eager[v].attrs["_FillValue"] == -1, v
+        assert int(eager[v][0, 0, 0, 0]) == -1, v
+    assert eager["magt"].attrs["units"] == "degC"

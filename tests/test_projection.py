@@ -42,6 +42,9 @@ def test_chunked_projection_equals_direct_prediction(trained):
     ref = _direct(toy, ckpt)
     for v in ("magt", "tmin", "tmax", "alt", "first_exceedance_year"):
         np.testing.assert_allclose(out[v].values, ref[v].values, rtol=1e-5, atol=1e-5, equal_nan=True)
+    for v in ref.data_vars:  # the files written from the lazy result get units, names and flag fill values
+        assert lazy[v].attrs == ref[v].attrs and lazy[v].attrs, v
+    assert lazy["depth"].attrs == ref["depth"].attrs and lazy["depth"].attrs["positive"] == "down"
     assert np.isnan(out["magt"].values[:, :, 0, 0]).all()  # the sea cell stays empty
     assert np.isfinite(out["magt"].values[:, :, 1:, 1:]).all()
 
