@@ -58,6 +58,12 @@ def test_products_netcdf_is_cf_and_georeferenced(tmp_path, small_products):
         assert ds["magt"].attrs["grid_mapping"] == "spatial_ref"
         assert ds["depth"].attrs["positive"] == "down" and ds["depth_bnds"].shape == (4, 2)
         assert float(ds["depth_bnds"][3, 1]) == pytest.approx(2.89)
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:  # CF: coordinate variables and bounds carry no _FillValue
+        for c in ("latitude", "longitude", "depth", "depth_bnds", "year"):
+            assert "_FillValue" not in nc[c].ncattrs(), c
+        assert np.isnan(nc["magt"].getncattr("_FillValue"))
     with rasterio.open(f"netcdf:{path}:magt") as src:
         assert src.crs.to_epsg() == 4326
 

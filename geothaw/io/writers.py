@@ -137,7 +137,10 @@ def write_scenario_products(products: xr.Dataset, paths: Mapping[str, str | Path
         ncs = {}
         for s in scenarios:
             # xarray writes the coordinates, the CRS variable and the global attributes ...
-            files[s].drop_vars(names).to_netcdf(tmps[s], engine="netcdf4")
+            # CF: coordinates and bounds have no missing values, so no _FillValue (xarray adds NaN to floats)
+            header = files[s].drop_vars(names)
+            header.to_netcdf(tmps[s], engine="netcdf4", encoding={c: {"_FillValue": None} for c in header.variables
+                                                                  if header[c].dtype.kind == "f"})
             ncs[s] = stack.enter_context(netCDF4.Dataset(tmps[s], "a"))
             # ... and the data variables are defined here so they can be filled slab by slab.
             _define_variables(ncs[s], files[s], names, width)
