@@ -92,7 +92,7 @@ def predict_block(block: xr.Dataset, *, checkpoint: str, years: np.ndarray, scen
 
     loaded = _model_for(checkpoint)
     ny, nx = block.sizes["latitude"], block.sizes["longitude"]
-    time = np.array([np.datetime64(f"{y:04d}-{m:02d}-01") for y in years for m in range(1, 13)], dtype="datetime64[ns]")
+    time = _monthly_time(np.asarray(years, dtype="int64"))
     empty = xr.DataArray(np.full((time.size, 4, ny, nx), np.nan, dtype="float32"),
                          dims=("time", "depth", "latitude", "longitude"),
                          coords={"time": time, "depth": DEPTH_MID, "latitude": block["latitude"].values,
