@@ -136,3 +136,33 @@ def test_linear_response_keeps_growing_beyond_the_training_range():
     step1, step2 = outs[1] - outs[0], outs[2] - outs[1]
     assert torch.allclose(step1, step2, atol=0.05)  # the network part has (nearly) saturated; the rest is linear
     assert float(step1.mean()) == pytest.approx(2.0, rel=0.02)
+
+
+@pytest.mark.parametrize("layers,n_in,hidden,batch", [(2, 32, 32, 64), (1, 7, 16, 1), (3, 12, 8, 5)])
+def test_gru_inference_pass_equals_nn_gru(layers, n_in, hidden, batch):
+    """The packed-weight inference pass computes nn.GRU's recurrence (to float32 rounding)."""
+    from geothaw.models.gru_inference import can_use, gru_forward
+
+    torch.manual_seed(layers)
+    rnn = torch.nn.GRU(n_in, hidden, num_layers=layers, batch_first=True).eval()
+    x = 3.0 * torch.randn(batch, 24, n_in)  # large inputs drive the gates into saturation too
+    with torch.inference_mode():
+        assert can_use(rnn, x)
+        torch.testing.assert_close(gru_forward(rnn, x), rnn(x)[0], rtol=0, atol=2e-6)
+
+
+def test_gru_model_uses_the_inference_pass_only_without_autograd():
+    from geothaw.models import gru_inference
+
+    torch.manual_seed(0)
+    model = build_model("gru", SPEC).eval()
+    batch = _batch()
+    with torch.inference_mode():
+        fast = model(batch)["y_hat"]
+    assert not gru_inference.can_use(model.core.rnn, torch.zeros(1, 24, SPEC.hidden_size))  # grad mode on here
+    slow = model(batch)["y_hat"]  # autograd on: nn.GRU
+    assert slow.requires_grad
+    torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-5)
+    model.train()
+    with torch.inference_mode():
+        assert not gru_inference.can_use(model.core.rnn, torch.zeros(1, 24, SPEC.hidden_size))

@@ -6,16 +6,20 @@ from torch import Tensor, nn
 
 from . import register
 from .base import BaseModel, ModelSpec
+from .gru_inference import can_use, gru_forward
 
 
 class _RNNOut(nn.Module):
-    """Wraps a torch RNN so the core returns only the output sequence."""
+    """Wraps a torch RNN so the core returns only the output sequence (a GRU evaluated on CPU without
+    autograd takes the faster inference pass of :mod:`.gru_inference`)."""
 
     def __init__(self, rnn: nn.Module):
         super().__init__()
         self.rnn = rnn
 
     def forward(self, x: Tensor) -> Tensor:
+        if can_use(self.rnn, x):
+            return gru_forward(self.rnn, x)
         return self.rnn(x)[0]
 
 
