@@ -347,8 +347,9 @@ def model_cost(cfg, statics: xr.Dataset, seed: int, checkpoint: Path, batch_size
     tens = to_tensors({k: batch[k][idx] for k in BATCH_KEYS if k in batch})
     prev = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the projection workers
-    # Counted on the plain aten path: in inference mode nn.TransformerEncoder takes a fused fast path and on
-    # CPU nn.LSTM a oneDNN kernel, neither of which FlopCounterMode sees. The arithmetic is the same.
+    # Counted on the plain aten path: in inference mode nn.TransformerEncoder takes a fused fast path, on CPU
+    # nn.LSTM a oneDNN kernel and the GRU geothaw's packed pass (models/gru_inference.py), none of which
+    # FlopCounterMode sees. These are the model's useful FLOPs; the GRU pass multiplies some zeros besides.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # oneDNN's TF32 notice when its flags are toggled
         with torch.backends.mkldnn.flags(enabled=False), torch.enable_grad(), FlopCounterMode(display=False) as counter:
@@ -900,8 +901,8 @@ def meaning(rep: dict) -> str:
            f"within the {peak2:.0f} GFLOP/s 2-thread matmul peak."),
         f"The forward pass itself reaches {mod['model_only_gflops_per_cpu_s']:.1f} GFLOP per CPU-second on one thread, "
         f"{100 * mod['model_only_gflops_per_cpu_s'] / h['matmul_peak_gflops']['1']:.0f} % of the 1-thread matmul peak: a "
-        "recurrent model is a chain of small dependent matrix products along the 24 months, which cannot use a core as "
-        f"well as one large GEMM. The workers were busy {100 * h['cpu_utilisation']:.0f} % of the wall time; on "
+        "recurrent model is a chain of small dependent matrix products and element-wise gates along the 24 months, "
+        f"which cannot use a core as well as one large GEMM. The workers were busy {100 * h['cpu_utilisation']:.0f} % of the wall time; on "
         f"{workers} otherwise idle cores the full run would take about {_mins(h['projection_s_on_free_cores'])}.",
         f"Peak memory {'stays within' if h['meets']['flat_memory'] else '**does not stay within**'} ±"
         f"{100 * h['targets']['rss_tolerance']:.0f} % across sizes (max/min {h['rss_max_over_min']:.2f}). "
