@@ -7,6 +7,7 @@ is over months, which is inherently sequential.
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 import xarray as xr
 
@@ -22,6 +23,8 @@ NEW_SNOW_DENSITY = 250.0   # kg m-3
 MAX_SNOW_DENSITY = 400.0   # kg m-3, settled seasonal snow (Sturm et al.: taiga ~250, tundra ~300-400)
 COMPACTION_PER_MONTH = 0.25  # e-folding fraction towards MAX_SNOW_DENSITY per month
 WATER_DENSITY = 1000.0
+# Compaction over a dry and a melting month (exp computed once here, not per month and cell in the kernel)
+_AGEING = np.exp(-COMPACTION_PER_MONTH * np.array([1.0, 2.0]))
 
 
 def snowfall_fraction(t2m: np.ndarray) -> np.ndarray:
@@ -37,33 +40,53 @@ def snowpack(t2m: np.ndarray, tp: np.ndarray, days_in_month: np.ndarray, *, init
     shape (n_months,). Returns arrays of the same shape as ``t2m`` (float32). Values are the mean of the
     pack at the start and end of each month, which is what a monthly-means product reports.
     """
-    # The loop steps through months: time goes first so that each month's cells are contiguous in memory
-    # (time-last slices touch one value per cache line; 2x slower on a projection block of 4,096 cells).
+    # Time goes first so that each month's cells are contiguous in memory (time-last slices touch one value
+    # per cache line; 2x slower on a projection block of 4,096 cells).
     t2m = np.moveaxis(np.asarray(t2m, dtype="float64"), -1, 0)
     tp = np.moveaxis(np.nan_to_num(np.asarray(tp, dtype="float64"), nan=0.0), -1, 0)
     days = np.asarray(days_in_month, dtype="float64").reshape((-1,) + (1,) * (t2m.ndim - 1))
-    swe = np.zeros(t2m.shape[1:]) if initial_swe is None else np.asarray(initial_swe, dtype="float64").copy()
-    rho = np.full(t2m.shape[1:], NEW_SNOW_DENSITY)
+    cells = t2m.shape[1:]
+    swe = np.zeros(cells) if initial_swe is None else np.broadcast_to(np.asarray(initial_swe, dtype="float64"), cells)
     out_swe = np.empty(t2m.shape, dtype="float32")
     out_rho = np.empty(t2m.shape, dtype="float32")
-    snow_in = np.ascontiguousarray(snowfall_fraction(t2m) * tp)
-    melt_pot = np.ascontiguousarray(DEGREE_DAY_FACTOR * np.clip(t2m, 0.0, None) * days)  # mm
-    for m in range(t2m.shape[0]):
-        start = swe
-        snowfall = snow_in[m]
-        melt = np.minimum(melt_pot[m], start + snowfall)
-        swe = start + snowfall - melt
-        # Density: old snow compacts towards the settled density; new snow mixes in at low density; wet
-        # (melting) snow densifies faster.
-        aged = MAX_SNOW_DENSITY - (MAX_SNOW_DENSITY - rho) * np.exp(-COMPACTION_PER_MONTH * (1.0 + (melt > 0)))
-        kept_old = np.clip(start - melt, 0.0, None)
-        total = kept_old + snowfall
-        rho = np.where(total > 0, (aged * kept_old + NEW_SNOW_DENSITY * snowfall) / np.where(total > 0, total, 1.0),
-                       NEW_SNOW_DENSITY)
-        out_swe[m] = 0.5 * (start + swe) / WATER_DENSITY
-        out_rho[m] = rho
+    snow_in = np.ascontiguousarray(snowfall_fraction(t2m) * tp).reshape(t2m.shape[0], -1)
+    melt_pot = np.ascontiguousarray(DEGREE_DAY_FACTOR * np.clip(t2m, 0.0, None) * days).reshape(t2m.shape[0], -1)
+    _accumulate(snow_in, melt_pot, np.array(swe, dtype="float64").reshape(-1), _AGEING,
+                out_swe.reshape(t2m.shape[0], -1), out_rho.reshape(t2m.shape[0], -1))
     depth = out_swe * WATER_DENSITY / out_rho
     return (np.moveaxis(out_swe, 0, -1), np.moveaxis(depth.astype("float32"), 0, -1), np.moveaxis(out_rho, 0, -1))
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def _accumulate(snow_in, melt_pot, swe, ageing, out_swe, out_rho):  # pragma: no cover - compiled
+    """The month-by-month snowpack: ``snow_in``, ``melt_pot`` (mm) of shape (months, cells); ``swe`` (mm) the
+    starting pack, updated in place; writes ``out_swe`` (m, mean of the month's start and end) and ``out_rho``.
+
+    Compiled without the interpreter lock: as a NumPy loop of ~15 small array operations per month it held the
+    lock for most of its time, and the projection's other worker thread, which runs the model as hundreds of
+    short torch calls, waited for it at every call. Same arithmetic, operation for operation, as that loop
+    (NaN propagates the same way; no fast-math, so no reassociation or fused multiply-adds).
+    """
+    n_months, n_cells = snow_in.shape
+    rho = np.full(n_cells, NEW_SNOW_DENSITY)
+    for m in range(n_months):  # months outside, cells inside: each month's cells are contiguous
+        for c in range(n_cells):
+            start = swe[c]
+            snowfall = snow_in[m, c]
+            supply = start + snowfall
+            pot = melt_pot[m, c]
+            melt = np.nan if (pot != pot or supply != supply) else min(pot, supply)  # np.minimum: NaN wins
+            end = start + snowfall - melt
+            # Density: old snow compacts towards the settled density; new snow mixes in at low density; wet
+            # (melting) snow densifies faster.
+            aged = MAX_SNOW_DENSITY - (MAX_SNOW_DENSITY - rho[c]) * ageing[1 if melt > 0 else 0]
+            kept = start - melt
+            kept_old = kept if (kept != kept or kept > 0.0) else 0.0  # np.clip(x, 0, None) keeps NaN
+            total = kept_old + snowfall
+            rho[c] = (aged * kept_old + NEW_SNOW_DENSITY * snowfall) / total if total > 0 else NEW_SNOW_DENSITY
+            out_swe[m, c] = 0.5 * (start + end) / WATER_DENSITY
+            out_rho[m, c] = rho[c]
+            swe[c] = end
 
 
 def derive_snow(ds: xr.Dataset) -> xr.Dataset:
