@@ -138,31 +138,36 @@ def test_linear_response_keeps_growing_beyond_the_training_range():
     assert float(step1.mean()) == pytest.approx(2.0, rel=0.02)
 
 
-@pytest.mark.parametrize("layers,n_in,hidden,batch", [(2, 32, 32, 64), (1, 7, 16, 1), (3, 12, 8, 5)])
-def test_gru_inference_pass_equals_nn_gru(layers, n_in, hidden, batch):
-    """The packed-weight inference pass computes nn.GRU's recurrence (to float32 rounding)."""
-    from geothaw.models.gru_inference import can_use, gru_forward
+@pytest.mark.parametrize("layers,n_in,hidden,batch,keep", [(2, 32, 32, 64, 24), (1, 7, 16, 1, 12), (3, 12, 8, 5, 3)])
+def test_gru_inference_recurrence_equals_nn_gru(layers, n_in, hidden, batch, keep):
+    """The packed-weight recurrence computes nn.GRU's states (to float32 rounding)."""
+    from geothaw.models.gru_inference import top_layer_states
 
     torch.manual_seed(layers)
     rnn = torch.nn.GRU(n_in, hidden, num_layers=layers, batch_first=True).eval()
     x = 3.0 * torch.randn(batch, 24, n_in)  # large inputs drive the gates into saturation too
     with torch.inference_mode():
-        assert can_use(rnn, x)
-        torch.testing.assert_close(gru_forward(rnn, x), rnn(x)[0], rtol=0, atol=2e-6)
+        g = top_layer_states(rnn, x.permute(1, 2, 0).contiguous(), keep=keep)  # (h + 1) / 2, feature-major
+        torch.testing.assert_close((2 * g - 1).permute(2, 0, 1), rnn(x)[0][:, -keep:], rtol=0, atol=2e-6)
 
 
-def test_gru_model_uses_the_inference_pass_only_without_autograd():
+@pytest.mark.parametrize("layers,hidden", [(2, 32), (1, 8), (3, 16)])
+def test_gru_model_uses_the_inference_pass_only_without_autograd(layers, hidden):
     from geothaw.models import gru_inference
 
-    torch.manual_seed(0)
-    model = build_model("gru", SPEC).eval()
+    spec = ModelSpec(n_dynamic=SPEC.n_dynamic, n_static=SPEC.n_static, n_bands=SPEC.n_bands, hidden_size=hidden,
+                     n_layers=layers)
+    torch.manual_seed(layers)
+    model = build_model("gru", spec).eval()
     batch = _batch()
+    batch["dynamic"] = 3.0 * batch["dynamic"]
     with torch.inference_mode():
+        assert gru_inference.can_use(model, batch["dynamic"])
         fast = model(batch)["y_hat"]
-    assert not gru_inference.can_use(model.core.rnn, torch.zeros(1, 24, SPEC.hidden_size))  # grad mode on here
-    slow = model(batch)["y_hat"]  # autograd on: nn.GRU
+    assert not gru_inference.can_use(model, batch["dynamic"])  # autograd on here: nn.GRU
+    slow = model(batch)["y_hat"]
     assert slow.requires_grad
     torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-5)
     model.train()
     with torch.inference_mode():
-        assert not gru_inference.can_use(model.core.rnn, torch.zeros(1, 24, SPEC.hidden_size))
+        assert not gru_inference.can_use(model, batch["dynamic"])

@@ -6,20 +6,17 @@ from torch import Tensor, nn
 
 from . import register
 from .base import BaseModel, ModelSpec
-from .gru_inference import can_use, gru_forward
+from . import gru_inference
 
 
 class _RNNOut(nn.Module):
-    """Wraps a torch RNN so the core returns only the output sequence (a GRU evaluated on CPU without
-    autograd takes the faster inference pass of :mod:`.gru_inference`)."""
+    """Wraps a torch RNN so the core returns only the output sequence."""
 
     def __init__(self, rnn: nn.Module):
         super().__init__()
         self.rnn = rnn
 
     def forward(self, x: Tensor) -> Tensor:
-        if can_use(self.rnn, x):
-            return gru_forward(self.rnn, x)
         return self.rnn(x)[0]
 
 
@@ -29,3 +26,9 @@ class GRUModel(BaseModel):
         super().__init__(spec)
         self.core = _RNNOut(nn.GRU(spec.hidden_size, spec.hidden_size, num_layers=spec.n_layers, batch_first=True,
                                    dropout=spec.dropout if spec.n_layers > 1 else 0.0))
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        # evaluated on CPU without autograd (projection, evaluation): the faster pass of the same equations
+        if gru_inference.can_use(self, batch["dynamic"]):
+            return {"y_hat": gru_inference.model_forward(self, batch)}
+        return super().forward(batch)

@@ -13,7 +13,10 @@ for 16,384 floats on one core). This pass computes the same recurrence with four
 * the state is carried as ``g = (h + 1) / 2``: then ``h' = (1 − z)·tanh(a) + z·h`` becomes
   ``g' = lerp(sigmoid(2a), g, z)``, one kernel, and ``h = 2g − 1`` is folded into the weights that read it;
 * the layers advance together month by month (layer ``l``'s state is copied straight into layer ``l + 1``'s
-  input rows).
+  input rows);
+* the whole model stays feature-major (:func:`model_forward`): the shared input layer is computed as
+  ``[T, H, B]`` directly (the statics' part once per window, not once per month), and the output head reads
+  the last 12 months' states without transposing them back (``h = 2g − 1`` folded into its first layer).
 
 These are the GRU's own equations (PyTorch's gate order r, z, n and ``n = tanh(W_in x + b_in + r ⊙ (W_hn h +
 b_hn))``), equal to ``nn.GRU`` to float32 rounding (tests compare them). Training keeps ``nn.GRU`` and its autograd.
@@ -24,13 +27,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .base import N_MONTHS
 
-def can_use(rnn: nn.Module, x: Tensor) -> bool:
-    """Whether :func:`gru_forward` applies: an evaluating, unidirectional, batch-first CPU ``nn.GRU`` with
-    biases, called without autograd."""
-    return (isinstance(rnn, nn.GRU) and not rnn.training and not rnn.bidirectional and rnn.batch_first
-            and rnn.bias and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 3
-            and not torch.is_grad_enabled())
+
+def can_use(model: nn.Module, dynamic: Tensor) -> bool:
+    """Whether :func:`model_forward` applies: an evaluating GRU model (unidirectional, batch-first ``nn.GRU``
+    with biases; the shared head) on CPU float32 inputs, called without autograd."""
+    rnn = getattr(getattr(model, "core", None), "rnn", None)
+    head = getattr(getattr(model, "head", None), "net", None)
+    return (isinstance(rnn, nn.GRU) and not model.training and not rnn.bidirectional and rnn.batch_first
+            and rnn.bias and isinstance(head, nn.Sequential) and len(head) == 4
+            and [type(m) for m in head] == [nn.Dropout, nn.Linear, nn.GELU, nn.Linear]
+            and dynamic.device.type == "cpu" and dynamic.dtype == torch.float32 and not torch.is_grad_enabled())
 
 
 def packed_weights(rnn: nn.GRU) -> list[Tensor]:
@@ -60,28 +68,50 @@ def packed_weights(rnn: nn.GRU) -> list[Tensor]:
     return packed
 
 
-def gru_forward(rnn: nn.GRU, x: Tensor) -> Tensor:
-    """The output sequence ``[B, T, H]`` of ``rnn(x)[0]`` for a batch-first ``x`` (zero initial state)."""
-    batch, steps, n_in = x.shape
+def top_layer_states(rnn: nn.GRU, x_fm: Tensor, keep: int) -> Tensor:
+    """``g = (h + 1) / 2`` of the top layer for the last ``keep`` months, ``[keep, H, B]``, of a feature-major
+    input sequence ``x_fm`` ``[T, I, B]`` (zero initial state)."""
+    steps, n_in, batch = x_fm.shape
     h = rnn.hidden_size
-    weights = packed_weights(rnn)
-    x_fm = x.permute(1, 2, 0).contiguous()  # [T, I, B]
-    # per layer: its operand [input; g; 1] and its gate pre-activations, both [features, B]
     layers = []
-    for layer in range(rnn.num_layers):
+    for layer, weights in enumerate(packed_weights(rnn)):
         width = n_in if layer == 0 else h
-        operand = x.new_empty(width + h + 1, batch)
+        operand = x_fm.new_empty(width + h + 1, batch)  # [input; g; 1]
         operand[width:width + h] = 0.5  # h = 0
         operand[-1] = 1.0
-        layers.append((operand, width, x.new_empty(4 * h, batch)))
-    out = x.new_empty(steps, h, batch)
+        gates = x_fm.new_empty(4 * h, batch)
+        # views made once: per month only the kernels run (each torch call also re-takes the interpreter lock)
+        layers.append((weights, operand, gates, gates[:2 * h], gates[:h], gates[h:2 * h], gates[2 * h:3 * h],
+                       gates[3 * h:], operand[width:width + h]))
+    inputs = [layers[i + 1][1][:h] for i in range(len(layers) - 1)]
+    out = x_fm.new_empty(keep, h, batch)
     for t in range(steps):
-        layers[0][0][:n_in].copy_(x_fm[t])
-        for layer, (operand, width, gates) in enumerate(layers):
-            torch.mm(weights[layer], operand, out=gates)
-            rz = gates[:2 * h].sigmoid_()
-            s = gates[3 * h:].mul_(rz[:h]).add_(gates[2 * h:3 * h]).sigmoid_()  # (tanh(candidate) + 1) / 2
-            state = operand[width:width + h]
-            torch.lerp(s, state, rz[h:], out=state)
-            (layers[layer + 1][0][:h] if layer + 1 < len(layers) else out[t]).copy_(state)
-    return out.mul_(2.0).sub_(1.0).permute(2, 0, 1)  # g → h, [B, T, H]
+        layers[0][1][:n_in].copy_(x_fm[t])
+        for layer, (weights, operand, gates, rz, r, z, cand_x, cand_h, state) in enumerate(layers):
+            torch.mm(weights, operand, out=gates)
+            rz.sigmoid_()
+            # sigmoid(2·(W_in x + b_in) + r ⊙ 2·(W_hn h + b_hn)) = (tanh(candidate) + 1) / 2
+            cand = cand_h.mul_(r).add_(cand_x).sigmoid_()
+            torch.lerp(cand, state, z, out=state)  # g' = (1 − z)·s + z·g
+            if layer < len(inputs):
+                inputs[layer].copy_(state)
+            elif t >= steps - keep:
+                out[t - (steps - keep)].copy_(state)
+    return out
+
+
+def model_forward(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    """``model(batch)["y_hat"]`` ``[B, 12, 4]`` of a GRU model (see :func:`can_use`), feature-major throughout."""
+    dyn = batch["dynamic"]
+    proj = model.input_layer.proj
+    n_dyn = dyn.shape[-1]
+    ctx = torch.cat([batch["static"], model.input_layer.band(batch["band"])], dim=-1)
+    # relu(W [dyn; ctx] + b): the statics' part is the same for every month of a window
+    ctx_term = torch.addmm(proj.bias[:, None], proj.weight[:, n_dyn:], ctx.t())  # [H, B]
+    x_fm = torch.matmul(proj.weight[:, :n_dyn], dyn.permute(1, 2, 0)).add_(ctx_term).relu_()  # [T, H, B]
+    g = top_layer_states(model.core.rnn, x_fm, keep=N_MONTHS)  # [12, H, B]
+    _, first, gelu, second = model.head.net
+    # first(h) with h = 2g − 1:  (2W) g + (b − W·1)
+    hidden = torch.matmul(2.0 * first.weight, g).add_((first.bias - first.weight.sum(1))[:, None])
+    y = torch.matmul(second.weight, gelu(hidden)).add_(second.bias[:, None])  # [12, 4, B]
+    return y.permute(2, 0, 1) + model.linear_response(batch)
