@@ -5,11 +5,11 @@ months, 512–1024 windows) each layer and month is a 512 × 32 × 96 matmul fol
 kernels on strided column slices, and ``tanh`` alone costs three times ``sigmoid`` here (75 µs against 23 µs
 for 16,384 floats on one core). This pass computes the same recurrence with four element-wise kernels:
 
-* three matmuls per layer and month on one operand ``[x_t; 1; h_{t-1}]`` (input and recurrent weights and
+* three matmuls per layer and month on one operand ``[x_t; 1; state]`` (input and recurrent weights and
   both biases packed): the reset and update gates read all of it, the candidate's input part ``[x_t; 1]`` and
-  its recurrent part ``[1; h_{t-1}]`` (one matmul for all four blocks multiplied a quarter zeros, and was
-  15–25 % slower). Operands are feature-major (``[features, batch]``), so every gate is a contiguous row block
-  and no ``[B, T, 3H]`` input projection is built;
+  its recurrent part ``[1; state]`` (one matmul for all four row blocks multiplies a quarter zeros; the
+  recurrence ran 6 % slower with it). Operands are feature-major (``[features, batch]``), so every gate is a
+  contiguous row block and no ``[B, T, 3H]`` input projection is built;
 * ``tanh(a) = 2·sigmoid(2a) − 1``, with the factor 2 folded into the candidate's rows;
 * the state is carried as ``g = (h + 1) / 2``: then ``h' = (1 − z)·tanh(a) + z·h`` becomes
   ``g' = lerp(sigmoid(2a), g, z)``, one kernel, and ``h = 2g − 1`` is folded into the weights that read it;
