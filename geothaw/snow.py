@@ -1,8 +1,8 @@
 """Monthly snowpack from air temperature and precipitation (a degree-day model with compaction).
 
 One function, shared by the synthetic world (to make snow) and by the features (to derive snow from
-scenario forcing), so history and future are treated identically. Vectorised over cells; the only loop
-is over months, which is inherently sequential.
+scenario forcing), so history and future are treated identically. The month-by-month accumulation, which
+is inherently sequential, is a compiled kernel over all cells.
 """
 
 from __future__ import annotations

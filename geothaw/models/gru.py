@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from . import register
+from . import gru_inference, register
 from .base import BaseModel, ModelSpec
-from . import gru_inference
 
 
 class _RNNOut(nn.Module):
