@@ -348,8 +348,8 @@ def model_cost(cfg, statics: xr.Dataset, seed: int, checkpoint: Path, batch_size
     prev = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the projection workers
     # Counted on the plain aten path: in inference mode nn.TransformerEncoder takes a fused fast path, on CPU
-    # nn.LSTM a oneDNN kernel and the GRU geothaw's packed pass (models/gru_inference.py), none of which
-    # FlopCounterMode sees. These are the model's useful FLOPs; the GRU pass multiplies some zeros besides.
+    # nn.LSTM a oneDNN kernel and the GRU geothaw's own pass (models/gru_inference.py), none of which
+    # FlopCounterMode sees. The arithmetic is the same (the GRU pass adds its biases inside the matmuls).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # oneDNN's TF32 notice when its flags are toggled
         with torch.backends.mkldnn.flags(enabled=False), torch.enable_grad(), FlopCounterMode(display=False) as counter:
