@@ -2,7 +2,7 @@
 
 Data flow: canonical dataset → :func:`prepare_training_data` (evaluation hold-outs removed first, a seeded
 subset of at most ``training.max_train_cells`` cells, a validation split *by cells* over training years,
-normalisation fitted on the training cells only) → Adam + a learning-rate schedule + early stopping on the
+normalisation fitted on the training cells only) → Adam + plateau LR schedule + early stopping on the
 validation loss → checkpoint ``<run_dir>/checkpoints/<model>.pt`` (``state_dict`` only) and ``<model>.json``
 (model/feature spec, normalisation, config slice, versions, metrics). Checkpoints load with
 ``torch.load(..., weights_only=True)`` only.
@@ -212,7 +212,7 @@ def shuffled_batches(tensors: list[torch.Tensor], batch_size: int, gen: torch.Ge
 
 def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator, progress=None,
                 resume_path: Path | None = None, resume_key: str = "", device: torch.device | None = None) -> dict:
-    """Adam + a learning-rate schedule (``training.lr_schedule``) + early stopping. With ``resume_path`` the full training state is saved after
+    """Adam + plateau schedule + early stopping. With ``resume_path`` the full training state is saved after
     every epoch (atomically), and a state saved under the same ``resume_key`` is picked up: a killed run goes on
     from its last finished epoch and ends with the same weights as an uninterrupted one.
 
@@ -226,8 +226,7 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
     if cfg.training.linear_path == "ridge" and hasattr(model, "linear_response"):
         fit_linear_path(model, data.train, cfg.training.ridge_alpha)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.training.learning_rate)
-    per_batch = cfg.training.lr_schedule == "cosine"
-    sched = _lr_scheduler(opt, cfg.training, n_batches)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, cfg.training.patience // 2))
     loss_fn = torch.nn.MSELoss()
     best, best_state, best_epoch, bad, history = float("inf"), None, 0, 0, []
     first_epoch = 1
@@ -256,15 +255,12 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # RNNs occasionally spike early on
             opt.step()
-            if per_batch:
-                sched.step()
             run, nb = run + loss.item(), nb + 1
             if task is not None:
                 progress.update(task, advance=1, description=f"{model.name} ep {epoch} loss {run / nb:.4f}")
         model.eval()
         val = _val_loss(model, va, loss_fn)
-        if not per_batch:
-            sched.step(val)
+        sched.step(val)
         history.append({"epoch": epoch, "train_loss": run / max(nb, 1), "val_loss": val})
         if task is not None:
             progress.update(task, description=f"{model.name} ep {epoch} loss {run / max(nb, 1):.4f} val {val:.4f}")
@@ -280,16 +276,6 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
     if best_state is not None:
         model.load_state_dict(best_state)
     return {"best_epoch": best_epoch, "epochs_run": len(history), "val_loss": best, "history": history}
-
-
-def _lr_scheduler(opt: torch.optim.Optimizer, training, n_batches: int):
-    """The learning-rate schedule of ``training.lr_schedule``. The plateau schedule rarely acts when the loss is
-    still falling at the last epoch (the full default's was, docs/results.md §9); a cosine decay over the whole
-    epoch budget anneals anyway, which is what a fixed budget needs."""
-    if training.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=training.epochs * n_batches,
-                                                          eta_min=training.learning_rate * 0.01)
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, training.patience // 2))
 
 
 def fit_linear_path(model: BaseModel, train: dict[str, np.ndarray], alpha: float, rows: int = 16384) -> None:
