@@ -19,7 +19,7 @@ def test_user_file_merges_over_defaults(tmp_path):
     p = tmp_path / "run.yaml"
     p.write_text("name: mine\ntraining:\n  epochs: 3\n")
     cfg = load_config(p)
-    assert cfg.name == "mine" and cfg.training.epochs == 3 and cfg.training.batch_size == 1024
+    assert cfg.name == "mine" and cfg.training.epochs == 3 and cfg.training.batch_size == 512
 
 
 @pytest.mark.parametrize(
