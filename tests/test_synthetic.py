@@ -321,3 +321,29 @@ def test_plausibility_report_matches_the_pattern(world):
     hr = reg["north_slope"]["annual_half_range_c"]
     assert hr["t2m"] > hr["stl1"] > hr["stl4"] > 0
     assert 0.0 <= rep["land_permafrost_fraction"] <= 1.0
+
+
+# ---- spin-up --------------------------------------------------------------------------------------------
+def test_default_spinup_is_long_enough_and_ten_years_is_not(world):
+    """The deep column remembers its start for decades: the default spin-up must land the record within
+    0.1 °C (cell mean, deepest layer) of one twice as long; the former 10-year default was ≈ 0.3 °C cold."""
+    from geothaw.config import load_config
+    from geothaw.synthetic import world as W
+
+    cfg, out, _ = world
+    statics = xr.open_dataset(out / "statics.nc").load()
+    ctx = W.make_context(cfg, W.world_domain(cfg), statics)
+    ii, jj = np.nonzero(statics["land"].values == 1)
+    step = max(1, ii.size // 16)
+    ii, jj = ii[::step], jj[::step]
+    default_years = load_config().data.synthetic.spinup_years
+
+    def stl4_yearly(years: int) -> np.ndarray:
+        ctx.spinup_years = years
+        return W.simulate_cells(ctx, ii, jj)["record"]["stl4"].reshape(ii.size, -1, 12).mean(axis=2)
+
+    ref = stl4_yearly(2 * default_years)
+    offset_default = np.abs((stl4_yearly(default_years) - ref).mean(axis=0)).max()
+    offset_ten = np.abs((stl4_yearly(10) - ref).mean(axis=0)).max()
+    assert offset_default < 0.1, offset_default
+    assert offset_ten > 0.15, offset_ten
