@@ -219,7 +219,7 @@ def combine_scenarios(forcings: Mapping[str, xr.Dataset]) -> xr.Dataset:
     first = next(iter(forcings.values()))
     statics = first[[v for v in first.data_vars if "time" not in first[v].dims]]
     dynamic = {f"{v}{_SCENARIO_SEP}{scen}": f[v] for scen, f in forcings.items() for v in ("t2m", "tp")}
-    return xr.merge([xr.Dataset(dynamic), statics], join="exact")
+    return xr.merge([xr.Dataset(dynamic), statics], join="exact", compat="no_conflicts")  # explicit: xarray's default is changing
 
 
 def _scenario_forcing(block: xr.Dataset, scenario: str) -> xr.Dataset:
