@@ -5,9 +5,10 @@ Numerics (see REFERENCE §6 for why):
 * cell-centred finite volumes; every ERA5-Land layer is split into an odd number of equal cells so a
   cell centre sits exactly on each layer mid-depth and layer means are plain cell averages;
 * enthalpy form H(T) = sensible + L·theta_liquid(T) with the GIPL unfrozen-water curve;
-* BDF2 in time (backward Euler on the first step); each step does two Newton passes on the energy
-  balance (H linearised about the current iterate, one tridiagonal solve) and then recovers T from the
-  updated enthalpy, so energy is conserved exactly whatever the linearisation error;
+* BDF2 in time (backward Euler on the first step); each step does Newton passes on the energy balance
+  (H linearised about the current iterate, one tridiagonal solve, then T recovered from the updated
+  enthalpy, so energy is conserved exactly whatever the linearisation error): at least two, and more, up to
+  eight, for each column until its linearisation error is below _PASS_TOL (a thawing thin cell needs them);
 * T from H on the frozen branch: for the default b = -1/2 Newton on the cubic c_f s^3 + H s - L a = 0
   in s = sqrt(-T) (one division per iteration, vectorised, converged to 1e-7 in s); blocks with other
   b values use a vectorised Newton in T clamped at the cap temperature (g(T) is convex, so it converges
@@ -174,7 +175,7 @@ _INV_L = 1.0 / LATENT_HEAT
 (_XT, _XH, _XHP, _XHIST, _XWU, _XCAP, _XK, _XUP, _XRHS, _XG, _XTCAP, _XSCAP, _XCT, _XCF, _XICT, _XICF,
  _XKF, _XDK, _XITH, _XTH, _XLAT, _XLB, _XLA, _XPA, _XPB, _N2D) = range(26)  # fmt: skip
 # per-column rows
-(_YTAIR, _YRTOP, _YQ, _YGUP, _YX, _YS, _YNEED, _YACT, _N1D) = range(9)
+(_YTAIR, _YRTOP, _YQ, _YGUP, _YX, _YS, _YNEED, _YACT, _YPASS, _N1D) = range(10)
 # Field stride: _NP rows plus 4 cache lines.  Without the pad every field's row i would sit at the same
 # address modulo 4096, i.e. in the same L1 set (8 ways for ~20 fields: constant conflict misses) and
 # with 4K-aliasing stalls between the stores and loads of one loop iteration.
@@ -182,6 +183,13 @@ _FS = _NP * _BLOCK + 32
 _BUF = _N2D * _FS + _N1D * _BLOCK
 _NEWTON_TOL = 1e-4  # sqrt(K): last Newton step in s = sqrt(-T); the error after it is < 0.8 * step^2 (< 1e-7 K)
 _NEWTON_MAX = 8
+# Outer (energy-balance) Newton passes per time step: at least two, then more for each column until its own
+# linearisation error max |x - T| is below _PASS_TOL K (a converged column is left alone, so its result does
+# not depend on which columns share its block). Two fixed passes left melt-out steps of thin, dry top cells
+# unconverged: monthly means up to tens of K too warm on 2-day steps (docs/results.md §5i).
+_MIN_PASSES = 2
+_MAX_PASSES = 8
+_PASS_TOL = 1e-4
 
 
 @nb.njit(inline="always", cache=True)
@@ -332,20 +340,22 @@ def _pass(W, alpha, widths, dzh, sqrt_mode):
         W[_o(_XUP, i) + j] = 0.0
         W[_c(_YX) + j] = 0.0
     # ---- back substitution + energy-conserving update: H from the linearisation, then T from H
+    # (columns whose _YPASS is 0 have converged: their state is kept as it is)
     for i in range(n - 1, -1, -1):
         cnt = 0.0
         for j in range(_BLOCK):
             x = W[_o(_XRHS, i) + j] - W[_o(_XUP, i) + j] * W[_c(_YX) + j]
             W[_c(_YX) + j] = x
+            act = W[_c(_YPASS) + j] > 0.0
             h = W[_o(_XH, i) + j] + W[_o(_XCAP, i) + j] * (x - W[_o(_XT, i) + j])
             dh = h - W[_o(_XLAT, i) + j]
             t_thawed = dh * W[_o(_XICT, i) + j]
             t_linear = dh * W[_o(_XICF, i) + j]
-            need = 1.0 if t_linear < W[_o(_XTCAP, i) + j] else 0.0  # frozen branch: Newton below
-            W[_o(_XH, i) + j] = h
-            W[_o(_XT, i) + j] = t_thawed if dh >= 0.0 else t_linear
-            W[_o(_XWU, i) + j] = W[_o(_XTH, i) + j]
-            W[_o(_XG, i) + j] = x
+            need = 1.0 if (t_linear < W[_o(_XTCAP, i) + j]) and act else 0.0  # frozen branch: Newton below
+            W[_o(_XH, i) + j] = h if act else W[_o(_XH, i) + j]
+            W[_o(_XT, i) + j] = (t_thawed if dh >= 0.0 else t_linear) if act else W[_o(_XT, i) + j]
+            W[_o(_XWU, i) + j] = W[_o(_XTH, i) + j] if act else W[_o(_XWU, i) + j]
+            W[_o(_XG, i) + j] = x if act else W[_o(_XG, i) + j]
             W[_c(_YNEED) + j] = need
             cnt += need
         if cnt > 0.0:
@@ -541,6 +551,22 @@ def _thaw_depth(W, widths, tops, j, bottom):
     return bottom
 
 
+@nb.njit(fastmath=_FASTMATH, error_model="numpy", cache=True)
+def _mark_unconverged(W):
+    """Keep passing (``_YPASS`` = 1) only the columns whose largest |x - T| after this pass, the linear solve's
+    temperature against the one recovered from the updated enthalpy, is at least ``_PASS_TOL``; returns how
+    many are left."""
+    op = _c(_YPASS)
+    left = 0.0
+    for j in range(_BLOCK):
+        err = 0.0
+        for i in range(_N):
+            err = max(err, abs(W[_o(_XG, i) + j] - W[_o(_XT, i) + j]))
+        W[op + j] = 1.0 if (W[op + j] > 0.0 and err >= _PASS_TOL) else 0.0
+        left += W[op + j]
+    return left
+
+
 @nb.njit(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
 def _kernel(
     air, snow_d, snow_rho, cellp, src, step_m0, step_w, step_out, dt_spin, dt_run, record_from,
@@ -632,8 +658,12 @@ def _kernel(
                     h = W[_o(_XH, i) + j]
                     W[_o(_XHIST, i) + j] = c_now * h - c_old * W[_o(_XHP, i) + j]
                     W[_o(_XHP, i) + j] = h
-            _pass(W, alpha, widths, dzh, sqrt_mode)
-            _pass(W, alpha, widths, dzh, sqrt_mode)
+            for j in range(_BLOCK):
+                W[_c(_YPASS) + j] = 1.0
+            for k in range(_MAX_PASSES):
+                _pass(W, alpha, widths, dzh, sqrt_mode)
+                if k + 1 >= _MIN_PASSES and _mark_unconverged(W) == 0.0:
+                    break
             # outputs: trapezoidal time means of layer values, max thaw depth at step ends
             o = step_out[s]
             if o >= 0:

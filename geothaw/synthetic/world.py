@@ -108,7 +108,7 @@ def world_hash(cfg) -> str:
     d = cfg.model_dump(mode="json")
     synthetic = {k: v for k, v in d["data"]["synthetic"].items() if k not in ("out_dir", "workers")}  # where/how, not what
     key = {"seed": d["seed"], "domain": d["domain"], "period": d["period"], "synthetic": synthetic,
-           "scenarios": _scenarios(cfg), "version": 3}
+           "scenarios": _scenarios(cfg), "version": 4}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
