@@ -125,6 +125,7 @@ class TrainingConfig(_Strict):
     ridge_alpha: float = Field(1.0, gt=0, description="ridge penalty of the linear baseline (and of the networks' ridge-fitted linear path)")
     linear_path: Literal["joint", "ridge"] = Field("ridge", description="the networks' linear response path: fitted first by ridge regression and frozen, so the network learns only the remainder and extrapolates the warming like ridge (ridge), or trained jointly with the network (joint, which under-warmed late-century RCP8.5; docs/results.md §5f)")
     patience: PosInt = Field(5, description="epochs without validation improvement before stopping")
+    ema_epochs: float = Field(1.0, ge=0, description="validate and keep an exponential moving average of the weights over about this many epochs of steps (0 = the raw weights; 1 gave 2-6 % lower hold-out errors on the 0.5° proxy, docs/results.md §5i)")
     max_train_cells: PosInt = Field(4000, description="cells sampled for training (bounds memory)")
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="fraction of training cells used for validation")
     num_threads: PosInt = Field(1, le=64, description="torch threads (1 is fastest for small batches on few cores)")

@@ -2,8 +2,8 @@
 
 Data flow: canonical dataset → :func:`prepare_training_data` (evaluation hold-outs removed first, a seeded
 subset of at most ``training.max_train_cells`` cells, a validation split *by cells* over training years,
-normalisation fitted on the training cells only) → Adam + plateau LR schedule + early stopping on the
-validation loss → checkpoint ``<run_dir>/checkpoints/<model>.pt`` (``state_dict`` only) and ``<model>.json``
+normalisation fitted on the training cells only) → Adam + plateau LR schedule + a moving average of the
+weights + early stopping on the validation loss → checkpoint ``<run_dir>/checkpoints/<model>.pt`` (``state_dict`` only) and ``<model>.json``
 (model/feature spec, normalisation, config slice, versions, metrics). Checkpoints load with
 ``torch.load(..., weights_only=True)`` only.
 """
@@ -212,7 +212,9 @@ def shuffled_batches(tensors: list[torch.Tensor], batch_size: int, gen: torch.Ge
 
 def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator, progress=None,
                 resume_path: Path | None = None, resume_key: str = "", device: torch.device | None = None) -> dict:
-    """Adam + plateau schedule + early stopping. With ``resume_path`` the full training state is saved after
+    """Adam + plateau schedule + early stopping. With ``training.ema_epochs`` > 0 the weights that are validated
+    and kept are an exponential moving average of the trained ones (the large constant step leaves the raw
+    weights noisy; docs/results.md §5i). With ``resume_path`` the full training state is saved after
     every epoch (atomically), and a state saved under the same ``resume_key`` is picked up: a killed run goes on
     from its last finished epoch and ends with the same weights as an uninterrupted one.
 
@@ -227,12 +229,16 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
         fit_linear_path(model, data.train, cfg.training.ridge_alpha)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.training.learning_rate)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, cfg.training.patience // 2))
+    ema = _weight_average(model, cfg.training.ema_epochs, n_batches)
+    scored = ema.module if ema is not None else model  # the weights that are validated and kept
     loss_fn = torch.nn.MSELoss()
     best, best_state, best_epoch, bad, history = float("inf"), None, 0, 0, []
     first_epoch = 1
     state = _load_resume_state(resume_path, resume_key)
     if state is not None:
         model.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
@@ -255,22 +261,25 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # RNNs occasionally spike early on
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             run, nb = run + loss.item(), nb + 1
             if task is not None:
                 progress.update(task, advance=1, description=f"{model.name} ep {epoch} loss {run / nb:.4f}")
         model.eval()
-        val = _val_loss(model, va, loss_fn)
+        scored.eval()
+        val = _val_loss(scored, va, loss_fn)
         sched.step(val)
         history.append({"epoch": epoch, "train_loss": run / max(nb, 1), "val_loss": val})
         if task is not None:
             progress.update(task, description=f"{model.name} ep {epoch} loss {run / max(nb, 1):.4f} val {val:.4f}")
         if val < best - 1e-6:
-            best, best_state, best_epoch, bad = val, copy.deepcopy(model.state_dict()), epoch, 0
+            best, best_state, best_epoch, bad = val, copy.deepcopy(scored.state_dict()), epoch, 0
         else:
             bad += 1
         if resume_path is not None:
             _save_resume_state(resume_path, resume_key, model, opt, sched, gen, best, best_state, best_epoch, bad,
-                               history, device)
+                               history, device, ema)
         if bad >= cfg.training.patience:
             break
     if best_state is not None:
@@ -303,14 +312,24 @@ def fit_linear_path(model: BaseModel, train: dict[str, np.ndarray], alpha: float
         last.bias.zero_()
 
 
+def _weight_average(model: torch.nn.Module, ema_epochs: float, n_batches: int):
+    """An exponential moving average of the weights over ``ema_epochs`` epochs of steps, or None when 0."""
+    if ema_epochs <= 0:
+        return None
+    decay = 1.0 - 1.0 / max(ema_epochs * n_batches, 1.0)
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay),
+                                               use_buffers=True)
+
+
 def _save_resume_state(path: Path, key: str, model, opt, sched, gen, best, best_state, best_epoch, bad,
-                       history, device: torch.device | None = None) -> None:
+                       history, device: torch.device | None = None, ema=None) -> None:
     gpu = device is not None and device.type == "cuda"  # dropout on a GPU draws from the GPU's own generator
     state = {"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
              "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state(device) if gpu else torch.empty(0, dtype=torch.uint8),
              "best": float(best),
-             "best_state": best_state or {}, "best_epoch": int(best_epoch), "bad": int(bad), "history": history}
+             "best_state": best_state or {}, "best_epoch": int(best_epoch), "bad": int(bad), "history": history,
+             "ema": ema.state_dict() if ema is not None else {}}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -98,10 +98,11 @@ def test_training_restores_torch_settings(prepared, tmp_path):
     assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
 
 
-def test_killed_training_resumes_from_its_last_epoch_with_identical_weights(prepared, tmp_path, monkeypatch):
+@pytest.mark.parametrize("options", [{"ema_epochs": 0.0}, {"ema_epochs": 1.0}], ids=["raw", "averaged"])
+def test_killed_training_resumes_from_its_last_epoch_with_identical_weights(prepared, tmp_path, monkeypatch, options):
     import geothaw.training as T
 
-    cfg = tiny_config(epochs=4, patience=10)
+    cfg = tiny_config(epochs=4, patience=10, **options)
     whole = train_model(cfg, None, "gru", tmp_path / "whole", prepared=prepared)
 
     real_val_loss, calls = T._val_loss, []
@@ -128,6 +129,20 @@ def test_killed_training_resumes_from_its_last_epoch_with_identical_weights(prep
     ha = json.loads(whole.checkpoint.with_suffix(".json").read_text())["history"]
     hb = json.loads(resumed.checkpoint.with_suffix(".json").read_text())["history"]
     assert ha == hb
+
+
+def test_weight_average_is_what_training_keeps(prepared, tmp_path):
+    raw = train_model(tiny_config(epochs=3, patience=10, ema_epochs=0.0), None, "gru", tmp_path / "raw", prepared=prepared)
+    avg = train_model(tiny_config(epochs=3, patience=10, ema_epochs=1.0), None, "gru", tmp_path / "avg",
+                      prepared=prepared)
+    sa, sb = (torch.load(r.checkpoint, weights_only=True) for r in (raw, avg))
+    assert sa.keys() == sb.keys() and not all(torch.equal(sa[k], sb[k]) for k in sa)
+    # The kept (averaged) weights are the ones that were validated: the recorded best loss is theirs.
+    import geothaw.training as T
+
+    loaded = load_checkpoint(avg.checkpoint)
+    val = T.to_tensors(prepared.val, (*T.BATCH_KEYS, "target"))
+    assert T._val_loss(loaded.model.eval(), val, torch.nn.MSELoss()) == pytest.approx(avg.metrics["val_loss"], rel=1e-5)
 
 
 def test_resume_state_from_other_data_or_config_is_ignored(prepared, tmp_path):
