@@ -3,9 +3,9 @@
 Data flow: canonical dataset → :func:`prepare_training_data` (evaluation hold-outs removed first, a seeded
 subset of at most ``training.max_train_cells`` cells, a validation split *by cells* over training years,
 normalisation fitted on the training cells only) → Adam + plateau LR schedule + a moving average of the
-weights + early stopping on the validation loss → checkpoint ``<run_dir>/checkpoints/<model>.pt`` (``state_dict`` only) and ``<model>.json``
-(model/feature spec, normalisation, config slice, versions, metrics). Checkpoints load with
-``torch.load(..., weights_only=True)`` only.
+weights + early stopping on the validation loss → checkpoint ``<run_dir>/checkpoints/<model>.pt``
+(``state_dict`` only) and ``<model>.json`` (model/feature spec, normalisation, config slice, versions,
+metrics). Checkpoints load with ``torch.load(..., weights_only=True)`` only.
 """
 
 from __future__ import annotations
