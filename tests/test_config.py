@@ -15,6 +15,15 @@ def test_packaged_defaults_load():
     assert quick.projection.scenarios == ["rcp45", "rcp85"]
 
 
+def test_committed_proxy_config_loads():
+    # benchmarks/proxy_05deg.yaml is the 0.5° proxy that docs/results.md §5g-§5i quote; it must stay valid
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[1] / "benchmarks" / "proxy_05deg.yaml")
+    assert cfg.name == "proxy05" and cfg.data.synthetic.coarsen == 5 and cfg.training.models == ["transformer"]
+    assert cfg.training.max_train_cells == 600 and cfg.training.epochs == 25 and cfg.period.start_year == 1950
+
+
 def test_user_file_merges_over_defaults(tmp_path):
     p = tmp_path / "run.yaml"
     p.write_text("name: mine\ntraining:\n  epochs: 3\n")
