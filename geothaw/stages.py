@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -412,7 +413,10 @@ def write_ensemble(member_paths: list[Path], target: Path, *, scenario: str, pro
     from .io.writers import HDF5_LON_CHUNK, write_products_netcdf
 
     chunks = {"year": -1, "depth": -1, "latitude": 64, "longitude": HDF5_LON_CHUNK}
-    with netcdf_chunk_cache(NETCDF_CHUNK_CACHE_BYTES):  # the default 64 MiB per variable would hold whole members
+    with netcdf_chunk_cache(NETCDF_CHUNK_CACHE_BYTES), warnings.catch_warnings():  # the default 64 MiB cache would hold whole members
+        # Latitude blocks narrower than the stored HDF5 chunks are deliberate: they bound memory, at the cost of
+        # decompressing a chunk once per block, which is what xarray's warning is about.
+        warnings.filterwarnings("ignore", "The specified chunks separate the stored chunks", UserWarning)
         members = [xr.open_dataset(p, chunks=chunks) for p in member_paths]
     try:
         return write_products_netcdf(ensemble_products(members), target, scenario=scenario, provenance=provenance)
@@ -505,6 +509,7 @@ class _CogWriters:
 def stage_rasters(ctx: Context) -> dict:
     """COG GeoTIFFs per product × depth × scenario (bands = years) and per era, area CSV, exceedance GeoPackage."""
     import geopandas as gpd
+    from rasterio.errors import NotGeoreferencedWarning
 
     from .cpus import available_cpus
     from .io.writers import albers_grid, exceedance_polygons, write_exceedance_gpkg, write_netcdf
@@ -523,7 +528,11 @@ def stage_rasters(ctx: Context) -> dict:
     _, shape = albers_grid(dom, cfg.output.resolution_m) if cfg.output.crs == 3338 else (None, dom.shape)
     n_years = cfg.period.projection_end_year - cfg.projection.first_year + 1
     stack_mb = n_years * shape[0] * shape[1] * 4 / 2**20
-    with progress_bar(ctx.console) as bar, _CogWriters(available_cpus() if stack_mb <= 64 else 1) as cogs:
+    with progress_bar(ctx.console) as bar, warnings.catch_warnings(), \
+            _CogWriters(available_cpus() if stack_mb <= 64 else 1) as cogs:
+        # rasterio silences this warning while it wraps an array in a dataset, with warnings.catch_warnings(),
+        # which is not thread-safe: two COG threads can let it through although the transform is then set.
+        warnings.filterwarnings("ignore", "Dataset has no geotransform", NotGeoreferencedWarning)
         task = bar.add_task("rasters", total=jobs)
         for scen in cfg.projection.scenarios:
             # lazily indexed: each COG reads only its product × depth slice

@@ -39,11 +39,11 @@ def finished_run(tmp_path_factory):
     # --quick as in the README: the quick defaults, here overridden by the tiny config's domain and sizes
     proc = subprocess.run(_cmd(base / "runs", base / "worlds", "--quick"), capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return base, base / "runs" / "tiny", proc.stdout
+    return base, base / "runs" / "tiny", proc.stdout, proc.stderr
 
 
 def test_synth_command_reuses_the_built_world(finished_run):
-    base, _, _ = finished_run
+    base, _, _, _ = finished_run
     cmd = [sys.executable, "-m", "geothaw", "synth", "--quick", "--config", str(TINY), "--set",
            f"output.runs_dir={base / 'runs_synth'}", "--set", f"data.synthetic.out_dir={base / 'worlds'}"]
     t0 = time.perf_counter()
@@ -56,7 +56,7 @@ def test_synth_command_reuses_the_built_world(finished_run):
 
 def test_synth_out_builds_where_asked_even_after_a_finished_run(finished_run):
     """`synth --out DIR` next to a finished run must put a world in DIR, not report the run's cached stage."""
-    base, _, _ = finished_run
+    base, _, _, _ = finished_run
     target = base / "worlds_elsewhere"
     cmd = [sys.executable, "-m", "geothaw", "synth", "--quick", "--config", str(TINY), "--set",
            f"output.runs_dir={base / 'runs'}", "--out", str(target)]
@@ -70,7 +70,7 @@ def test_synth_out_builds_where_asked_even_after_a_finished_run(finished_run):
 def test_run_writes_every_product(finished_run):
     from rio_cogeo.cogeo import cog_validate
 
-    _, run, stdout = finished_run
+    _, run, stdout, _ = finished_run
     assert "geothaw run 'tiny'" in stdout  # the final summary table
     for rel in ("config.yaml", "versions.json", "report.md", "report.html", "area_above_0C.csv", "best_model.json",
                 "maps/overview.png", "evaluation/metrics.csv", "evaluation/projection_skill.csv",
@@ -87,8 +87,15 @@ def test_run_writes_every_product(finished_run):
     assert "Model comparison" in report and "Area with mean annual ground temperature" in report
 
 
+def test_run_prints_no_python_warnings(finished_run):
+    # a user reads warnings as something gone wrong; those the pipeline knows to be harmless are silenced where
+    # they arise (xarray's chunk hint on the ensemble, rasterio's transform warning racing between COG threads)
+    *_, stderr = finished_run
+    assert "Warning:" not in stderr, stderr[-3000:]
+
+
 def test_rerun_of_finished_run_does_nothing(finished_run):
-    base, run, _ = finished_run
+    base, run, _, _ = finished_run
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*.tif")}
     proc = subprocess.run(_cmd(base / "runs", base / "worlds"), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0
@@ -98,7 +105,7 @@ def test_rerun_of_finished_run_does_nothing(finished_run):
 
 def test_kill_9_then_resume_gives_byte_identical_outputs(finished_run, tmp_path):
     """Same seed → identical rasters, even when the run is killed with SIGKILL half-way and resumed."""
-    base, ref_run, _ = finished_run
+    base, ref_run, _, _ = finished_run
     runs = tmp_path / "runs"
     proc = subprocess.Popen(_cmd(runs, base / "worlds"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -119,7 +126,7 @@ def test_kill_9_then_resume_gives_byte_identical_outputs(finished_run, tmp_path)
 
 
 def test_corrupt_stage_marker_reruns_that_stage(finished_run):
-    base, run, _ = finished_run
+    base, run, _, _ = finished_run
     marker = run / "stages" / "report.json"
     marker.write_text("{not json")
     proc = subprocess.run(_cmd(base / "runs", base / "worlds"), capture_output=True, text=True, timeout=600)
@@ -132,7 +139,7 @@ def test_notebooks_execute_on_a_finished_run(finished_run, name, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    _, run, _ = finished_run
+    _, run, _, _ = finished_run
     monkeypatch.setenv("GEOTHAW_RUN_DIR", str(run))
     nb = nbformat.read(Path(__file__).parents[1] / "notebooks" / name, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3").execute()
