@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .basemap import add_basemap, new_alaska_map
 from .domain import Domain
 from .io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 SOURCE_LINE = "geothaw · basemap: Natural Earth (public domain)"
 
@@ -115,6 +119,15 @@ def plot_first_exceedance(first_year, path: str | Path, *, title: str, source: s
     return save_figure(fig, path)
 
 
+def land_share_above_zero(magt: xr.DataArray) -> float:
+    """Share of the land area (not of the grid cells) with MAGT > 0 °C: a regular lat/lon cell's area goes
+    with cos(latitude), and northern cells, the colder ones, are the smaller."""
+    above = (magt > 0).astype("float64").where(magt.notnull())
+    if int(above.notnull().sum()) == 0:
+        return 0.0
+    return float(above.weighted(np.cos(np.deg2rad(magt["latitude"]))).mean(skipna=True))
+
+
 def plot_overview(eras_by_scenario: dict, path: str | Path, *, depth_index: int = 2, source: str = "") -> Path:
     """Multi-panel overview: rows = scenarios, columns = eras; cells above 0 °C at one depth."""
     import matplotlib.pyplot as plt
@@ -137,7 +150,7 @@ def plot_overview(eras_by_scenario: dict, path: str | Path, *, depth_index: int 
             add_basemap(ax, linewidth=0.3)
             magt = eras_by_scenario[scen]["magt"].sel(era=era).isel(depth=depth_index)
             _mesh(ax, xr_where_state(magt), cmap=cmap, vmin=-0.5, vmax=1.5)
-            frac = float((magt > 0).sum() / max(int(magt.notnull().sum()), 1))
+            frac = land_share_above_zero(magt)
             ax.set_title(f"{SCENARIO_LABELS.get(scen, scen)} · {era}\n{100 * frac:.0f}% of land > 0 °C", fontsize=8)
     fig.suptitle(f"Ground projected above 0 °C (era-mean MAGT, {DEPTH_LABELS[depth_index]})", fontsize=12, y=0.98)
     fig.legend(handles=[Patch(color="#d7301f", label="MAGT > 0 °C"), Patch(color="#4a7fb5", label="MAGT ≤ 0 °C")],

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from geothaw.domain import Domain
-from geothaw.maps import plot_exceedance, plot_first_exceedance, plot_magt, plot_overview
+from geothaw.maps import land_share_above_zero, plot_exceedance, plot_first_exceedance, plot_magt, plot_overview
 from geothaw.products import era_summaries, yearly_products
 
 
@@ -52,3 +52,12 @@ def test_maps_draw_offline(tmp_path, eras):
         _not_blank(plot_first_exceedance(eras["rcp85"]["first_exceedance_year"].isel(depth=2), tmp_path / "first.png", title="test"))
         _not_blank(plot_overview(summaries, tmp_path / "overview.png"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exc.png", "first.png", "magt.png", "overview.png"]
+
+
+def test_overview_share_of_land_is_weighted_by_cell_area():
+    # one warm cell at 0° and one cold cell at 60°: 0.1° cells there differ in area by cos(60°) = 0.5, so the
+    # warm cell holds 2/3 of the land although it is half of the cells; the ocean cell (NaN) counts for nothing
+    magt = xr.DataArray([[1.0, np.nan], [-1.0, np.nan]], dims=("latitude", "longitude"),
+                        coords={"latitude": [0.0, 60.0], "longitude": [-150.0, -149.9]})
+    assert land_share_above_zero(magt) == pytest.approx(2 / 3)
+    assert land_share_above_zero(magt * np.nan) == 0.0
