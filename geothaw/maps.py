@@ -120,12 +120,16 @@ def plot_first_exceedance(first_year, path: str | Path, *, title: str, source: s
 
 
 def land_share_above_zero(magt: xr.DataArray) -> float:
-    """Share of the land area (not of the grid cells) with MAGT > 0 °C: a regular lat/lon cell's area goes
-    with cos(latitude), and northern cells, the colder ones, are the smaller."""
-    above = (magt > 0).astype("float64").where(magt.notnull())
-    if int(above.notnull().sum()) == 0:
-        return 0.0
-    return float(above.weighted(np.cos(np.deg2rad(magt["latitude"]))).mean(skipna=True))
+    """Share of the land area (not of the grid cells) with MAGT > 0 °C, with the EPSG:3338 cell areas of
+    ``area_above_0C.csv``: northern cells, the colder ones, are the smaller."""
+    from .domain import cell_area_albers_km2
+
+    lat = magt["latitude"].values
+    resolution = float(abs(lat[1] - lat[0])) if lat.size > 1 else 0.1
+    values = magt.transpose("latitude", "longitude").values
+    land = np.where(np.isnan(values), 0.0, cell_area_albers_km2(lat, magt["longitude"].values, resolution))
+    total = land.sum()
+    return float(land[values > 0].sum() / total) if total > 0 else 0.0
 
 
 def plot_overview(eras_by_scenario: dict, path: str | Path, *, depth_index: int = 2, source: str = "") -> Path:

@@ -8,7 +8,7 @@ import xarray as xr
 
 from geothaw.domain import Domain
 from geothaw.maps import land_share_above_zero, plot_exceedance, plot_first_exceedance, plot_magt, plot_overview
-from geothaw.products import era_summaries, yearly_products
+from geothaw.products import area_exceeding_zero, era_summaries, yearly_products
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,16 @@ def test_maps_draw_offline(tmp_path, eras):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exc.png", "first.png", "magt.png", "overview.png"]
 
 
-def test_overview_share_of_land_is_weighted_by_cell_area():
-    # one warm cell at 0° and one cold cell at 60°: 0.1° cells there differ in area by cos(60°) = 0.5, so the
-    # warm cell holds 2/3 of the land although it is half of the cells; the ocean cell (NaN) counts for nothing
-    magt = xr.DataArray([[1.0, np.nan], [-1.0, np.nan]], dims=("latitude", "longitude"),
-                        coords={"latitude": [0.0, 60.0], "longitude": [-150.0, -149.9]})
-    assert land_share_above_zero(magt) == pytest.approx(2 / 3)
-    assert land_share_above_zero(magt * np.nan) == 0.0
+def test_overview_share_of_land_is_the_area_csv_fraction(eras):
+    # the overview's titles and area_above_0C.csv must tell the same story: both weight cells by EPSG:3338 area
+    d = Domain().coarsen(5)
+    summaries = {scen: era_summaries(prod) for scen, prod in eras.items()}
+    for scen, e in summaries.items():
+        table = area_exceeding_zero(e, d.resolution, scen)
+        for row in table.itertuples():
+            magt = e["magt"].sel(era=row.era).sel(depth=row.depth_m)
+            assert land_share_above_zero(magt) == pytest.approx(row.fraction, abs=1e-4)
+    # by cell count the share differs: northern cells are smaller and colder
+    magt = summaries["rcp45"]["magt"].isel(era=0, depth=2)
+    by_count = float((magt > 0).sum() / magt.notnull().sum())
+    assert land_share_above_zero(magt) > by_count + 0.005
