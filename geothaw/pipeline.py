@@ -23,6 +23,7 @@ from . import stages as S
 from .config import RunConfig
 from .errors import ConfigError
 from .io.atomic import write_text_atomic
+from .memory import PeakRss, return_freed_memory
 from .warmup import start_background_imports
 
 
@@ -113,8 +114,11 @@ def run_stages(cfg: RunConfig, until: str | None = None, console: Console | None
                 imports = start_background_imports()  # hidden behind the world build / input reading
             console.print(f"[bold]▶ {stage.name}[/bold]: {stage.describe}")
             t0 = time.perf_counter()
-            summary = stage.func(ctx)
+            with PeakRss() as peak:
+                summary = stage.func(ctx)
             summary["seconds"] = round(time.perf_counter() - t0, 1)
+            summary["peak_rss_gib"] = round(peak.peak_bytes / 2**30, 2)  # this process's; worker processes not counted
+            return_freed_memory()  # so the next stage's peak does not start from this one's freed heaps
             upstream = uuid.uuid4().hex
             write_text_atomic(marker, json.dumps({"hash": key, "token": upstream, "summary": summary}, indent=2, default=str))
             results[stage.name] = summary
@@ -145,11 +149,14 @@ def _summary_table(cfg: RunConfig, run_dir: Path, results: dict, console: Consol
     table = Table(title=f"geothaw run '{cfg.name}' → {run_dir}  ({seconds:.0f} s)", show_lines=False)
     table.add_column("stage")
     table.add_column("seconds", justify="right")
+    table.add_column("peak GiB", justify="right")
     table.add_column("result")
     for name, summary in results.items():
-        shown = {k: v for k, v in summary.items() if k not in ("outputs", "seconds")}
+        shown = {k: v for k, v in summary.items() if k not in ("outputs", "seconds", "peak_rss_gib")}
         text = ", ".join(f"{k}={v}" for k, v in shown.items())
-        table.add_row(name, f"{summary.get('seconds', 0):.1f}", text[:160] + ("…" if len(text) > 160 else ""))
+        peak = summary.get("peak_rss_gib")
+        table.add_row(name, f"{summary.get('seconds', 0):.1f}", "" if peak is None else f"{peak:.2f}",
+                      text[:160] + ("…" if len(text) > 160 else ""))
     console.print(table)
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import InputDataError
+from .memory import map_large_arrays_directly
 from .products import DEPTH_MID, first_exceedance_year, yearly_products
 from .scenarios import HISTORICAL_END
 
@@ -44,32 +45,6 @@ def block_chunks(shape: tuple[int, int], chunk_cells: int) -> dict[str, int]:
     rows = max(1, min(ny, chunk_cells))
     cols = max(1, min(nx, chunk_cells * chunk_cells // rows))
     return {"latitude": rows, "longitude": cols}
-
-
-MMAP_THRESHOLD_BYTES = 8 << 20
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def map_large_arrays_directly() -> bool:
-    """Have glibc's malloc give arrays of ``MMAP_THRESHOLD_BYTES`` and more their own memory mapping, returned
-    to the system when freed; ``False`` where this is not glibc. Process-wide, so it is set once per worker.
-
-    By default glibc raises that threshold to the largest array freed so far (up to 32 MB), after which the
-    blocks' forcing, input windows and product grids come from per-thread heaps that fragment and keep freed
-    memory: over a 1/4-domain projection the process held ~1.0 GB from the system with ~0.15 GB in use at the
-    end, and its peak RSS kept climbing from block to block. With 8 MB the 1/16 and 1/4 windows peak at
-    0.92 and 1.08 GB instead of 1.04 and 1.40 GB at the same speed (2 MB cost 30 % in page faults).
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):
-        return False
-    return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 @lru_cache(maxsize=4)

@@ -43,6 +43,18 @@ def _section_area(run_dir: Path) -> list[str]:
             "GCM-ensemble mean, era means of yearly MAGT per depth.", "", markdown_table(wide), ""]
 
 
+def _section_cost(stages: dict[str, dict]) -> list[str]:
+    """Wall time and the main process's peak memory of each stage, as recorded when the stage ran (a cached
+    stage keeps the figures of the invocation that ran it)."""
+    rows = [{"stage": name, "seconds": f"{s['seconds']:,.1f}",
+             "peak RSS, main process (GiB)": f"{s['peak_rss_gib']:.2f}" if "peak_rss_gib" in s else "–"}
+            for name, s in stages.items() if "seconds" in s]
+    if not rows:
+        return []
+    return ["## Run cost", "", "Per stage, when it ran. Worker processes (world build, training, a dask cluster) "
+            "have their own memory, not counted here.", "", markdown_table(pd.DataFrame(rows)), ""]
+
+
 def _image(run_dir: Path, rel: str, caption: str) -> list[str]:
     return [f"![{caption}]({rel})", "", f"*{caption}*", ""] if (run_dir / rel).exists() else []
 
@@ -51,9 +63,11 @@ def build_markdown(ctx) -> str:
     run_dir: Path = ctx.run_dir
     cfg = ctx.cfg
     best = json.loads((run_dir / "best_model.json").read_text())["model"] if (run_dir / "best_model.json").exists() else "?"
-    from .pipeline import _read_marker
+    from .pipeline import STAGE_NAMES, _read_marker
 
-    stages = {p.stem: m["summary"] for p in sorted((run_dir / "stages").glob("*.json")) if (m := _read_marker(p))}
+    markers = {p.stem: p for p in (run_dir / "stages").glob("*.json")}
+    order = [n for n in STAGE_NAMES if n in markers]  # pipeline order, not alphabetical
+    stages = {n: m["summary"] for n in order if (m := _read_marker(markers[n]))}
     lines = [f"# geothaw run report: {cfg.name}", "",
              f"Inputs: {'embedded physics-grounded synthetic Alaska' if ctx.synthetic else 'ERA5-Land + CMIP5 files'}; "
              f"grid {stages.get('domain', {}).get('grid', '?')}, {stages.get('domain', {}).get('land_cells', '?')} land cells; "
@@ -77,6 +91,7 @@ def build_markdown(ctx) -> str:
         for png in sorted((run_dir / "maps" / scen).glob("*.png")):
             if png.name.startswith(("magt_", "first_")) or "_d3_2071-2100" in png.name:
                 lines += _image(run_dir, str(png.relative_to(run_dir)), png.stem.replace("_", " "))
+    lines += _section_cost(stages)
     lines += ["## Outputs", "",
               "- `products/<gcm>_<scenario>.nc`, `products/ensemble_<scenario>.nc`: CF-1.8 NetCDF, dims (year, depth, latitude, longitude)",
               "- `rasters/<scenario>/*.tif`: Cloud-Optimized GeoTIFFs in EPSG:3338 (bands = years); `rasters/<scenario>/eras/`",

@@ -85,6 +85,12 @@ def test_run_writes_every_product(finished_run):
         assert float(ds["magt"].notnull().mean()) > 0.5
     report = (run / "report.md").read_text()
     assert "Model comparison" in report and "Area with mean annual ground temperature" in report
+    # every stage records the main process's own peak memory while it ran
+    for marker in (run / "stages").glob("*.json"):
+        peak = json.loads(marker.read_text())["summary"]["peak_rss_gib"]
+        assert 0.05 < peak < 4, (marker.name, peak)
+    cost = report.split("## Run cost", 1)[1].split("\n## ", 1)[0]
+    assert cost.index("| world |") < cost.index("| project |") < cost.index("| maps |")  # pipeline order
 
 
 def test_run_prints_no_python_warnings(finished_run):
