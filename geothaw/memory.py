@@ -43,15 +43,20 @@ def map_large_arrays_directly() -> bool:
     return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
-def return_freed_memory() -> bool:
-    """Collect garbage, then have glibc hand the free pages of all its heaps back to the system
+def trim_heap() -> bool:
+    """Have glibc hand the free pages of all its heaps (main and per-thread) back to the system
     (``malloc_trim``); ``False`` where this is not glibc."""
-    gc.collect()
     libc = _glibc()
     if libc is None:
         return False
     libc.malloc_trim(0)
     return True
+
+
+def return_freed_memory() -> bool:
+    """Collect garbage (reference cycles), then :func:`trim_heap`."""
+    gc.collect()
+    return trim_heap()
 
 
 def _status_kb(field: str) -> int | None:

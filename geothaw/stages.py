@@ -474,6 +474,18 @@ def stage_skill(ctx: Context) -> dict:
     return {"rows": len(table), "model": best, "cells_stride": s}
 
 
+def _write_cog_then_trim(da: xr.DataArray, path: Path, **kwargs) -> Path:
+    """A COG write leaves GDAL's and NumPy's freed memory in its thread's heap. Eight full-size COGs in a row
+    (measured): 1.3–1.7 GiB held between writes without a trim, 1.0 GiB with one, same peak and time."""
+    from .io.writers import write_cog
+    from .memory import trim_heap
+
+    try:
+        return write_cog(da, path, **kwargs)
+    finally:
+        trim_heap()
+
+
 class _CogWriters:
     """Writes COGs on a few threads (GDAL's warp and compression release the GIL): the slice is read here, in
     the calling thread (netCDF reads are not thread-safe), and at most two slices per thread wait in memory."""
@@ -487,11 +499,9 @@ class _CogWriters:
         self.written = 0
 
     def submit(self, da: xr.DataArray, path: Path, **kwargs) -> None:
-        from .io.writers import write_cog
-
         while len(self.pending) >= self.window:
             self.pending.pop(0).result()
-        self.pending.append(self.pool.submit(write_cog, da.load(), path, **kwargs))
+        self.pending.append(self.pool.submit(_write_cog_then_trim, da.load(), path, **kwargs))
         self.written += 1
 
     def __enter__(self) -> "_CogWriters":
