@@ -211,8 +211,6 @@ def write_cog(da: xr.DataArray, path: str | Path, *, domain: Domain, crs: int = 
 
     Written as a tiled GTiff first and then copied with GDAL's COG driver (writing COG directly from dask
     produced empty overviews in the past). Nearest-neighbour resampling keeps flags and NaN edges crisp.
-    The warp works on plain arrays: rioxarray's accessor makes reference cycles of the reprojected stack
-    (≈ 0.36 GB per full-size COG) that only the cyclic garbage collector frees, so memory grew with each file.
     """
     import uuid
 
