@@ -119,17 +119,17 @@ def plot_first_exceedance(first_year, path: str | Path, *, title: str, source: s
     return save_figure(fig, path)
 
 
-def land_share_above_zero(magt: xr.DataArray) -> float:
-    """Share of the land area (not of the grid cells) with MAGT > 0 °C, with the EPSG:3338 cell areas of
-    ``area_above_0C.csv``: northern cells, the colder ones, are the smaller."""
-    from .domain import cell_area_albers_km2
+def land_share_above_zero(eras: xr.Dataset, depth_index: int) -> dict[str, float]:
+    """Per era, the share of the land area (not of the grid cells) with era-mean MAGT > 0 °C at one depth: the
+    ``fraction`` column of ``area_above_0C.csv``, from the same function (EPSG:3338 cell areas; northern cells,
+    the colder ones, are the smaller)."""
+    from .products import area_exceeding_zero
 
-    lat = magt["latitude"].values
+    lat = eras["latitude"].values
     resolution = float(abs(lat[1] - lat[0])) if lat.size > 1 else 0.1
-    values = magt.transpose("latitude", "longitude").values
-    land = np.where(np.isnan(values), 0.0, cell_area_albers_km2(lat, magt["longitude"].values, resolution))
-    total = land.sum()
-    return float(land[values > 0].sum() / total) if total > 0 else 0.0
+    table = area_exceeding_zero(eras, resolution, scenario="")
+    rows = table[table["depth_m"] == float(eras["depth"].values[depth_index])]
+    return {era: 0.0 if np.isnan(f) else float(f) for era, f in zip(rows["era"], rows["fraction"])}
 
 
 def plot_overview(eras_by_scenario: dict, path: str | Path, *, depth_index: int = 2, source: str = "") -> Path:
@@ -148,14 +148,15 @@ def plot_overview(eras_by_scenario: dict, path: str | Path, *, depth_index: int 
     fig.subplots_adjust(left=0.01, right=0.99, top=0.86, bottom=0.1, wspace=0.04, hspace=0.3)
     cmap = ListedColormap(["#4a7fb5", "#d7301f"])
     for i, scen in enumerate(scenarios):
+        shares = land_share_above_zero(eras_by_scenario[scen], depth_index)
         for j, era in enumerate(eras):
             ax = axes[i, j]
             ax.set_extent(ALASKA_EXTENT_3338, crs=crs)
             add_basemap(ax, linewidth=0.3)
             magt = eras_by_scenario[scen]["magt"].sel(era=era).isel(depth=depth_index)
             _mesh(ax, xr_where_state(magt), cmap=cmap, vmin=-0.5, vmax=1.5)
-            frac = land_share_above_zero(magt)
-            ax.set_title(f"{SCENARIO_LABELS.get(scen, scen)} · {era}\n{100 * frac:.0f}% of land > 0 °C", fontsize=8)
+            ax.set_title(f"{SCENARIO_LABELS.get(scen, scen)} · {era}\n{100 * shares[str(era)]:.0f}% of land > 0 °C",
+                         fontsize=8)
     fig.suptitle(f"Ground projected above 0 °C (era-mean MAGT, {DEPTH_LABELS[depth_index]})", fontsize=12, y=0.98)
     fig.legend(handles=[Patch(color="#d7301f", label="MAGT > 0 °C"), Patch(color="#4a7fb5", label="MAGT ≤ 0 °C")],
                loc="lower right", ncol=2, fontsize=9, bbox_to_anchor=(0.99, 0.0))
