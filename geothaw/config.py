@@ -56,6 +56,13 @@ class SyntheticConfig(_Strict):
     gcms: list[str] = Field(["SYN-ESM-A", "SYN-ESM-B"], min_length=1, description="synthetic GCM names")
     spinup_years: int = Field(20, ge=0, description="physics spin-up years before the first output year")
     dt_days: float = Field(1.0, gt=0, le=5.0, description="physics solver time step, days")
+    truth_stride: PosInt = Field(
+        1,
+        description=(
+            "the scenarios' physics truth (2006 onwards) is solved on every n-th row and column only, where the "
+            "projection skill is scored; the ERA5-Land record covers every cell regardless"
+        ),
+    )
     workers: PosInt | None = Field(None, description="processes solving the physics in parallel (null = one per CPU core when the world is large enough to gain); the world does not change")
 
 
@@ -177,6 +184,14 @@ class RunConfig(_Strict):
     projection: ProjectionConfig = ProjectionConfig()
     output: OutputConfig = OutputConfig()
 
+    @model_validator(mode="after")
+    def _skill_on_the_truth_lattice(self) -> "RunConfig":
+        truth, skill = self.data.synthetic.truth_stride, self.projection.skill_stride
+        if self.data.source == "synthetic" and skill % truth:
+            raise ValueError(f"projection.skill_stride ({skill}) must be a multiple of data.synthetic.truth_stride "
+                             f"({truth}): the skill is scored where the world holds scenario truth")
+        return self
+
     def hash(self, *sections: str) -> str:
         """Stable short hash of the whole config or of some sections (stage caching keys, provenance).
 
@@ -203,6 +218,8 @@ def _format_error(err: ValidationError) -> str:
     if e["type"] == "extra_forbidden":
         return f"unknown config key '{key}'"
     msg = e["msg"].removeprefix("Value error, ")
+    if not e["loc"]:  # a check across sections names its keys itself
+        return f"invalid config: {msg}"
     return f"invalid config value for '{key}': {msg}" + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else "")
 
 

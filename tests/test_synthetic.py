@@ -257,6 +257,40 @@ def test_soil_independent_of_block_size(twin_worlds):
         np.testing.assert_allclose(_record(root / "a")[v].values, _record(root / "b")[v].values, rtol=0, atol=1e-6)
 
 
+def test_truth_lattice_keeps_the_record_and_the_lattice_truth(twin_worlds, tmp_path):
+    """With ``truth_stride`` the scenarios are solved on every n-th row and column only: the record and the
+    truth on the lattice are what the full world holds, the rest of the scenario stores is NaN."""
+    from geothaw.config import _deep_merge as _merge
+    from geothaw.synthetic.world import world_hash
+
+    cfg, root = twin_worlds
+    lattice_cfg = validate_config(_merge(cfg.model_dump(mode="json"), {"data": {"synthetic": {"truth_stride": 2}},
+                                                                      "projection": {"skill_stride": 4}}))
+    assert world_hash(lattice_cfg) != world_hash(cfg)
+    build_world(lattice_cfg, tmp_path, block_cells=40)
+    full, thin = root / "a", tmp_path
+    for v in ("t2m", "stl1", "stl4", "swvl2", "thaw_depth"):
+        np.testing.assert_allclose(_record(full)[v].values, _record(thin)[v].values, rtol=0, atol=1e-6)
+    land = xr.open_dataset(full / "statics.nc")["land"].values == 1
+    on = np.zeros_like(land)
+    on[::2, ::2] = True
+    assert (land & on).any() and (land & ~on).any()
+    for scen in ("rcp45", "rcp85"):
+        a = xr.open_zarr(full / "truth" / f"{scen}.zarr", consolidated=False)
+        b = xr.open_zarr(thin / "truth" / f"{scen}.zarr", consolidated=False)
+        for v in ("t2m", "stl1", "stl4", "thaw_depth"):
+            av, bv = a[v].values, b[v].values
+            np.testing.assert_allclose(bv[:, land & on], av[:, land & on], rtol=0, atol=1e-6)
+            assert np.isnan(bv[:, ~on]).all()
+            assert np.isfinite(av[:, land & on]).all()
+
+
+def test_skill_stride_must_sit_on_the_truth_lattice():
+    with pytest.raises(ValueError, match="multiple of data.synthetic.truth_stride"):
+        validate_config({"data": {"synthetic": {"truth_stride": 2}}, "projection": {"skill_stride": 3}})
+    validate_config({"data": {"synthetic": {"truth_stride": 3}}, "projection": {"skill_stride": 6}})
+
+
 def test_rerun_is_noop_and_config_change_refused(world):
     cfg, out, summary = world
     f = world_paths(cfg, out).era5land[0]

@@ -107,6 +107,8 @@ def world_hash(cfg) -> str:
     """Hash of everything that changes the world's contents."""
     d = cfg.model_dump(mode="json")
     synthetic = {k: v for k, v in d["data"]["synthetic"].items() if k not in ("out_dir", "workers")}  # where/how, not what
+    if synthetic.get("truth_stride") == 1:  # truth on every cell is the world before the key existed: same hash
+        del synthetic["truth_stride"]
     key = {"seed": d["seed"], "domain": d["domain"], "period": d["period"], "synthetic": synthetic,
            "scenarios": _scenarios(cfg), "version": 4}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -144,6 +146,7 @@ class _Context:
     seed: int
     spinup_years: int
     dt_days: float
+    truth_stride: int          # scenario truth on every n-th row and column (1 = every cell)
     scenarios: list[str]
     full: C.MonthAxis          # start_year … projection_end_year
     record: C.MonthAxis
@@ -196,8 +199,63 @@ def _spinup_state(ctx: _Context, params, t_modes, p_modes, props, st) -> np.ndar
     return state
 
 
+def truth_lattice(ii: np.ndarray, jj: np.ndarray, stride: int) -> np.ndarray:
+    """Which cells (ii, jj) carry the scenario truth: every ``stride``-th row and column, from the first."""
+    return (np.asarray(ii) % stride == 0) & (np.asarray(jj) % stride == 0)
+
+
+def _solve_future(ctx: _Context, forcing: tuple[np.ndarray, np.ndarray, np.ndarray], st: dict[str, np.ndarray],
+                  state: np.ndarray, parts: list[tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
+    """Soil physics from 2006 on, per part ``(cells, months)``: those cells, that many months from 2006.
+
+    Months or cells no part asks for stay NaN. Each part is its own solver call; a cell's result does not
+    depend on the cells beside it (``build_world``), so splitting changes nothing where a part is solved.
+    """
+    from ..physics import solve_columns
+
+    t, depth, rho = (f[:, ctx.trunk.n:] for f in forcing)
+    n, m_all = t.shape
+    out = {"layer_temperature": np.full((n, m_all, 4), np.nan), "layer_liquid_water": np.full((n, m_all, 4), np.nan),
+           "thaw_depth": np.full((n, m_all), np.nan)}
+    for cells, months in parts:
+        if months <= 0 or not cells.any():
+            continue
+        props = _props({k: v[cells] for k, v in st.items()})
+        res = solve_columns(t[cells, :months], depth[cells, :months], rho[cells, :months], props,
+                            dt_days=ctx.dt_days, initial_state=state[cells], month_lengths=ctx.future.days[:months])
+        for name, a in out.items():
+            a[cells, :months] = getattr(res, name)
+    return out
+
+
+def _off_lattice_months(ctx: _Context) -> int:
+    """Months from 2006 on that cells off the truth lattice are solved for: the record's, and the fewest more
+    that make the record look to the solver exactly as in a solve to the projection's end.
+
+    Two things reach back across a cut: the forcing's interpolation (a month's vertex depends on the next
+    month's mean, so two more months are needed), and the step grid (the solver spreads whole steps evenly
+    over its run, so both runs must hold a whole number of ``dt_days`` steps). Where no cut gives both, the
+    whole future is solved.
+    """
+    days, dt = np.asarray(ctx.future.days, dtype="float64"), ctx.dt_days
+
+    def whole_steps(d: float) -> bool:
+        return abs(d / dt - round(d / dt)) < 1e-9
+
+    if whole_steps(days.sum()):
+        for months in range(ctx.record.n - ctx.trunk.n + 2, days.size):
+            if whole_steps(days[:months].sum()):
+                return months
+    return days.size
+
+
 def simulate_cells(ctx: _Context, ii: np.ndarray, jj: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
-    """Forcing, snow and soil physics for land cells (ii, jj): {"record"|scenario: {var: (n, n_months)}}."""
+    """Forcing, snow and soil physics for land cells (ii, jj): {"record"|scenario: {var: (n, n_months)}}.
+
+    The record (1950 to the record's end, along RCP4.5) is solved for every cell; the scenarios' futures only
+    on the truth lattice (``ctx.truth_stride``), the cells the projection skill is scored on. Elsewhere the
+    scenario arrays are NaN.
+    """
     from ..physics import solve_columns
 
     st = {k: v[ii, jj] for k, v in ctx.statics.items()}
@@ -208,6 +266,7 @@ def simulate_cells(ctx: _Context, ii: np.ndarray, jj: np.ndarray) -> dict[str, d
     props = _props(st)
     state0 = _spinup_state(ctx, params, t_modes, p_modes, props, st)
     n_trunk = ctx.trunk.n
+    lattice = truth_lattice(ii, jj, ctx.truth_stride)
     out: dict[str, dict[str, np.ndarray]] = {}
     trunk_res = None
     for scen in [RECORD_SCENARIO] + [s for s in ctx.scenarios if s != RECORD_SCENARIO]:
@@ -216,20 +275,22 @@ def simulate_cells(ctx: _Context, ii: np.ndarray, jj: np.ndarray) -> dict[str, d
         if trunk_res is None:  # the shared 1950–2005 trunk, solved once
             trunk_res = solve_columns(t[:, :n_trunk], depth[:, :n_trunk], rho[:, :n_trunk], props, dt_days=ctx.dt_days,
                                       initial_state=state0, spinup_years=0, month_lengths=ctx.trunk.days)
-        fut = solve_columns(t[:, n_trunk:], depth[:, n_trunk:], rho[:, n_trunk:], props, dt_days=ctx.dt_days,
-                            initial_state=trunk_res.state, month_lengths=ctx.future.days)
+        parts = [(lattice, ctx.future.n)]
+        if scen == RECORD_SCENARIO:  # the record continues along this scenario: every cell to the record's end
+            parts.append((~lattice, _off_lattice_months(ctx)))
+        fut = _solve_future(ctx, (t, depth, rho), st, trunk_res.state, parts)
         fields = {"t2m": t, "tp": p, "sd": swe, "sde": depth, "rsn": rho}
-        soil = {f"stl{k + 1}": np.concatenate([trunk_res.layer_temperature[:, :, k], fut.layer_temperature[:, :, k]], 1)
+        soil = {f"stl{k + 1}": np.concatenate([trunk_res.layer_temperature[:, :, k], fut["layer_temperature"][:, :, k]], 1)
                 for k in range(4)}
-        soil["thaw_depth"] = np.concatenate([trunk_res.thaw_depth, fut.thaw_depth], 1)
+        soil["thaw_depth"] = np.concatenate([trunk_res.thaw_depth, fut["thaw_depth"]], 1)
         if scen == RECORD_SCENARIO:
             n_rec = ctx.record.n
             rec = {k: v[:, :n_rec] for k, v in {**fields, **soil}.items()}
             for k in range(4):
                 rec[f"swvl{k + 1}"] = np.concatenate([trunk_res.layer_liquid_water[:, :, k],
-                                                      fut.layer_liquid_water[:, :, k]], 1)[:, :n_rec]
+                                                      fut["layer_liquid_water"][:, :, k]], 1)[:, :n_rec]
             out["record"] = rec
-        out[scen] = {k: v[:, n_trunk:] for k, v in {**fields, **soil}.items()}
+        out[scen] = {k: np.where(lattice[:, None], v[:, n_trunk:], np.nan) for k, v in {**fields, **soil}.items()}
         del fut
     return out
 
@@ -245,7 +306,8 @@ def make_context(cfg, domain: Domain, statics: xr.Dataset) -> _Context:
         statics={k: statics[k].values.astype("float64") for k in (
             "elevation", "m_open", "m_ice", "k_thawed", "k_frozen", "c_thawed", "c_frozen", "water_content",
             "unfrozen_a", "unfrozen_b", "organic_thickness", "geothermal_flux", "n_factor_thaw", "bedrock_depth")},
-        seed=cfg.seed, spinup_years=syn.spinup_years, dt_days=syn.dt_days, scenarios=scenarios, full=full,
+        seed=cfg.seed, spinup_years=syn.spinup_years, dt_days=syn.dt_days, truth_stride=syn.truth_stride,
+        scenarios=scenarios, full=full,
         record=C.MonthAxis(p.start_year, p.end_year), trunk=C.MonthAxis(p.start_year, C.HIST_END),
         future=C.MonthAxis(C.HIST_END + 1, p.projection_end_year),
         warming={s: C.global_warming_monthly(s, full) for s in scenarios},
