@@ -151,23 +151,43 @@ def test_gru_inference_recurrence_equals_nn_gru(layers, n_in, hidden, batch, kee
         torch.testing.assert_close((2 * g - 1).permute(2, 0, 1), rnn(x)[0][:, -keep:], rtol=0, atol=2e-6)
 
 
-@pytest.mark.parametrize("layers,hidden", [(2, 32), (1, 8), (3, 16)])
-def test_gru_model_uses_the_inference_pass_only_without_autograd(layers, hidden):
-    from geothaw.models import gru_inference
+@pytest.mark.parametrize("layers,n_in,hidden,batch,keep,bidirectional",
+                         [(2, 32, 16, 64, 12, True), (1, 7, 16, 1, 12, True), (3, 12, 8, 5, 3, True),
+                          (2, 9, 8, 4, 24, False)])
+def test_lstm_inference_equals_nn_lstm(layers, n_in, hidden, batch, keep, bidirectional):
+    """The LSTM pass computes nn.LSTM's top-layer outputs, both directions (to float32 rounding)."""
+    from geothaw.models.lstm_inference import top_layer_outputs
 
+    torch.manual_seed(layers)
+    rnn = torch.nn.LSTM(n_in, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional).eval()
+    x = 3.0 * torch.randn(batch, 24, n_in)  # large inputs drive the gates into saturation too
+    with torch.inference_mode():
+        out = top_layer_outputs(rnn, x.permute(1, 2, 0).contiguous(), keep=keep)  # feature-major
+        torch.testing.assert_close(out.permute(2, 0, 1), rnn(x)[0][:, -keep:], rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("name,module,layers,hidden", [("gru", "gru_inference", 2, 32), ("gru", "gru_inference", 1, 8),
+                                                        ("gru", "gru_inference", 3, 16),
+                                                        ("bilstm", "lstm_inference", 2, 32),
+                                                        ("bilstm", "lstm_inference", 1, 8),
+                                                        ("bilstm", "lstm_inference", 3, 17)])
+def test_model_uses_the_inference_pass_only_without_autograd(name, module, layers, hidden):
+    import importlib
+
+    fast_pass = importlib.import_module(f"geothaw.models.{module}")
     spec = ModelSpec(n_dynamic=SPEC.n_dynamic, n_static=SPEC.n_static, n_bands=SPEC.n_bands, hidden_size=hidden,
                      n_layers=layers)
     torch.manual_seed(layers)
-    model = build_model("gru", spec).eval()
+    model = build_model(name, spec).eval()
     batch = _batch()
     batch["dynamic"] = 3.0 * batch["dynamic"]
     with torch.inference_mode():
-        assert gru_inference.can_use(model, batch["dynamic"])
+        assert fast_pass.can_use(model, batch["dynamic"])
         fast = model(batch)["y_hat"]
-    assert not gru_inference.can_use(model, batch["dynamic"])  # autograd on here: nn.GRU
+    assert not fast_pass.can_use(model, batch["dynamic"])  # autograd on here: the torch module
     slow = model(batch)["y_hat"]
     assert slow.requires_grad
     torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-5)
     model.train()
     with torch.inference_mode():
-        assert not gru_inference.can_use(model, batch["dynamic"])
+        assert not fast_pass.can_use(model, batch["dynamic"])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
-from . import register
+from . import lstm_inference, register
 from .base import BaseModel, ModelSpec
 from .gru import _RNNOut
 
@@ -20,3 +20,9 @@ class BiLSTMModel(BaseModel):
                        dropout=spec.dropout if spec.n_layers > 1 else 0.0)
         # Project 2·h back to H (a no-op width change when H is even, but keeps odd H valid).
         self.core = nn.Sequential(_RNNOut(lstm), nn.Linear(2 * h, spec.hidden_size))
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        # evaluated on CPU without autograd (projection, evaluation): the faster pass of the same equations
+        if lstm_inference.can_use(self, batch["dynamic"]):
+            return {"y_hat": lstm_inference.model_forward(self, batch)}
+        return super().forward(batch)

@@ -29,17 +29,15 @@ import torch
 from torch import Tensor, nn
 
 from .base import N_MONTHS
+from .inference import feature_major_inputs, head_forward, is_plain_evaluation
 
 
 def can_use(model: nn.Module, dynamic: Tensor) -> bool:
     """Whether :func:`model_forward` applies: an evaluating GRU model (unidirectional, batch-first ``nn.GRU``
     with biases; the shared head) on CPU float32 inputs, called without autograd."""
     rnn = getattr(getattr(model, "core", None), "rnn", None)
-    head = getattr(getattr(model, "head", None), "net", None)
-    return (isinstance(rnn, nn.GRU) and not model.training and not rnn.bidirectional and rnn.batch_first
-            and rnn.bias and isinstance(head, nn.Sequential) and len(head) == 4
-            and [type(m) for m in head] == [nn.Dropout, nn.Linear, nn.GELU, nn.Linear]
-            and dynamic.device.type == "cpu" and dynamic.dtype == torch.float32 and not torch.is_grad_enabled())
+    return (isinstance(rnn, nn.GRU) and not rnn.bidirectional and rnn.batch_first and rnn.bias
+            and is_plain_evaluation(model, dynamic))
 
 
 def packed_weights(rnn: nn.GRU) -> list[tuple[Tensor, Tensor, Tensor]]:
@@ -103,16 +101,9 @@ def top_layer_states(rnn: nn.GRU, x_fm: Tensor, keep: int) -> Tensor:
 
 def model_forward(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     """``model(batch)["y_hat"]`` ``[B, 12, 4]`` of a GRU model (see :func:`can_use`), feature-major throughout."""
-    dyn = batch["dynamic"]
-    proj = model.input_layer.proj
-    n_dyn = dyn.shape[-1]
-    ctx = torch.cat([batch["static"], model.input_layer.band(batch["band"])], dim=-1)
-    # relu(W [dyn; ctx] + b): the statics' part is the same for every month of a window
-    ctx_term = torch.addmm(proj.bias[:, None], proj.weight[:, n_dyn:], ctx.t())  # [H, B]
-    x_fm = torch.matmul(proj.weight[:, :n_dyn], dyn.permute(1, 2, 0)).add_(ctx_term).relu_()  # [T, H, B]
+    x_fm = feature_major_inputs(model, batch)  # [T, H, B]
     g = top_layer_states(model.core.rnn, x_fm, keep=N_MONTHS)  # [12, H, B]
-    _, first, gelu, second = model.head.net
+    first = model.head.net[1]
     # first(h) with h = 2g − 1:  (2W) g + (b − W·1)
-    hidden = torch.matmul(2.0 * first.weight, g).add_((first.bias - first.weight.sum(1))[:, None])
-    y = torch.matmul(second.weight, gelu(hidden)).add_(second.bias[:, None])  # [12, 4, B]
-    return y.permute(2, 0, 1) + model.linear_response(batch)
+    y = head_forward(model, g, 2.0 * first.weight, first.bias - first.weight.sum(1))
+    return y + model.linear_response(batch)
