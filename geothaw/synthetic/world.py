@@ -238,12 +238,15 @@ def _off_lattice_months(ctx: _Context) -> int:
     whole future is solved.
     """
     days, dt = np.asarray(ctx.future.days, dtype="float64"), ctx.dt_days
+    record_months = ctx.record.n - ctx.trunk.n
+    if record_months <= 0:  # the record ends by 2005: only the lattice has a future
+        return 0
 
     def whole_steps(d: float) -> bool:
         return abs(d / dt - round(d / dt)) < 1e-9
 
     if whole_steps(days.sum()):
-        for months in range(ctx.record.n - ctx.trunk.n + 2, days.size):
+        for months in range(record_months + 2, days.size):
             if whole_steps(days[:months].sum()):
                 return months
     return days.size
