@@ -468,9 +468,10 @@ def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,
     return {n: results[n] for n in names}
 
 
-# Relative training cost per epoch (full default, docs/results.md: transformer 2,407 s, GRU 1,953, BiLSTM 1,520,
-# Conv1D-LSTM 1,055, TCN 508 for 30 epochs): the longest start first, so the processes finish close together.
-_TRAINING_COST_ORDER = ("transformer", "gru", "bilstm", "conv1dlstm", "tcn")
+# Training cost of the full default's networks (30 epochs each, fresh clone, docs/results.md §9h): transformer
+# 2,392 s, TCN 1,833, BiLSTM 879, GRU 857, Conv1D-LSTM 690. The longest start first, so the processes finish
+# close together: with the TCN last (the order before), its 31 minutes ran alone after the transformer's 40.
+_TRAINING_COST_ORDER = ("transformer", "tcn", "bilstm", "gru", "conv1dlstm")
 
 
 def _longest_first(todo: list[tuple[str, str]]) -> list[tuple[str, str]]:
