@@ -76,7 +76,7 @@ def _run_direction(weights: tuple[Tensor, Tensor, Tensor], x_fm: Tensor, months:
 def top_layer_outputs(rnn: nn.LSTM, x_fm: Tensor, keep: int) -> Tensor:
     """The top layer's output (both directions stacked, as ``nn.LSTM`` returns it) for the last ``keep``
     months, ``[keep, D·h, B]``, of a feature-major input sequence ``x_fm`` ``[T, I, B]`` (zero initial state)."""
-    steps = x_fm.shape[0]
+    steps, _, batch = x_fm.shape
     h = rnn.hidden_size
     directions = 2 if rnn.bidirectional else 1
     layer_in = x_fm
