@@ -70,6 +70,32 @@ def test_tcn_core_is_causal():
     assert not torch.allclose(y0[:, 20:], y1[:, 20:])
 
 
+@pytest.mark.parametrize(("dilation", "pad_left"), [(1, 2), (2, 4), (8, 16), (1, 1)])
+def test_matmul_convolution_equals_padded_conv1d(dilation, pad_left):
+    from geothaw.models.convolution import conv1d_channels_last
+
+    torch.manual_seed(dilation)
+    conv = torch.nn.Conv1d(5, 7, 3, dilation=dilation)
+    x = torch.randn(4, 24, 5)
+    padded = torch.nn.functional.pad(x.transpose(1, 2), (pad_left, 2 * dilation - pad_left))
+    torch.testing.assert_close(conv1d_channels_last(conv, x, pad_left), conv(padded).transpose(1, 2))
+
+
+def test_fast_dropout_keeps_nine_in_ten_scaled_and_is_seeded():
+    from geothaw.models.dropout import FastDropout
+
+    drop = FastDropout(0.1).train()
+    x = torch.ones(400_000)
+    torch.manual_seed(3)
+    y = drop(x)
+    assert torch.unique(y).tolist() == [0.0, pytest.approx(1 / 0.9)]
+    assert abs((y > 0).float().mean().item() - 0.9) < 0.002  # 0.9 ± 4 binomial standard deviations
+    assert abs(y.mean().item() - 1.0) < 0.003
+    torch.manual_seed(3)
+    torch.testing.assert_close(drop(x), y)
+    assert drop.eval()(x) is x
+
+
 def test_climatology_is_per_cell_monthly_mean_with_band_fallback():
     spec = ModelSpec(n_dynamic=7, n_static=13, n_bands=2)
     coords = np.array([[64.0, 200.0], [64.0, 200.0], [65.5, 201.0]], "float32")

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from .dropout import FastDropout
+
 N_MONTHS = 12
 N_DEPTHS = 4
 
@@ -60,7 +62,7 @@ class OutputHead(nn.Module):
 
     def __init__(self, hidden: int, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, N_DEPTHS))
+        self.net = nn.Sequential(FastDropout(dropout), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, N_DEPTHS))
 
     def forward(self, h: Tensor) -> Tensor:
         return self.net(h[:, -N_MONTHS:, :])

@@ -6,6 +6,8 @@ from torch import Tensor, nn
 
 from . import register
 from .base import BaseModel, ModelSpec
+from .convolution import conv1d_channels_last
+from .dropout import FastDropout
 
 
 class _ConvLSTM(nn.Module):
@@ -13,10 +15,10 @@ class _ConvLSTM(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(hidden, hidden, kernel_size=3, padding=1)
         self.lstm = nn.LSTM(hidden, hidden, num_layers=max(1, layers - 1), batch_first=True)
-        self.drop = nn.Dropout(dropout)
+        self.drop = FastDropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.drop(nn.functional.relu(self.conv(x.transpose(1, 2)).transpose(1, 2)))
+        h = self.drop(nn.functional.relu(conv1d_channels_last(self.conv, x, self.conv.padding[0])))
         return self.lstm(h)[0]
 
 

@@ -11,7 +11,7 @@ def is_plain_evaluation(model: nn.Module, dynamic: Tensor) -> bool:
     """An evaluating model with the shared output head, on CPU float32 inputs, called without autograd."""
     head = getattr(getattr(model, "head", None), "net", None)
     return (not model.training and isinstance(head, nn.Sequential) and len(head) == 4
-            and [type(m) for m in head] == [nn.Dropout, nn.Linear, nn.GELU, nn.Linear]
+            and all(isinstance(m, kind) for m, kind in zip(head, (nn.Dropout, nn.Linear, nn.GELU, nn.Linear)))
             and dynamic.device.type == "cpu" and dynamic.dtype == torch.float32 and not torch.is_grad_enabled())
 
 

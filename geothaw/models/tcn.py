@@ -6,6 +6,8 @@ from torch import Tensor, nn
 
 from . import register
 from .base import BaseModel, ModelSpec
+from .convolution import conv1d_channels_last
+from .dropout import FastDropout
 
 
 class _CausalBlock(nn.Module):
@@ -14,11 +16,11 @@ class _CausalBlock(nn.Module):
         self.pad = (kernel - 1) * dilation  # left padding only: month t never sees t+1
         self.conv1 = nn.Conv1d(hidden, hidden, kernel, dilation=dilation)
         self.conv2 = nn.Conv1d(hidden, hidden, kernel, dilation=dilation)
-        self.drop = nn.Dropout(dropout)
+        self.drop = FastDropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:  # x: [B, H, T]
-        h = self.drop(nn.functional.relu(self.conv1(nn.functional.pad(x, (self.pad, 0)))))
-        h = self.drop(nn.functional.relu(self.conv2(nn.functional.pad(h, (self.pad, 0)))))
+    def forward(self, x: Tensor) -> Tensor:  # x: [B, T, H]
+        h = self.drop(nn.functional.relu(conv1d_channels_last(self.conv1, x, self.pad)))
+        h = self.drop(nn.functional.relu(conv1d_channels_last(self.conv2, h, self.pad)))
         return nn.functional.relu(x + h)
 
 
@@ -28,7 +30,7 @@ class _TCN(nn.Module):
         self.blocks = nn.Sequential(*[_CausalBlock(hidden, d, dropout) for d in dilations])
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.blocks(x.transpose(1, 2)).transpose(1, 2)
+        return self.blocks(x)
 
 
 @register("tcn")

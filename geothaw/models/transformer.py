@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from . import register
 from .base import BaseModel, ModelSpec
+from .dropout import FastDropout
 
 
 class _Encoder(nn.Module):
@@ -17,6 +18,11 @@ class _Encoder(nn.Module):
         nn.init.normal_(self.pos, std=0.02)
         layer = nn.TransformerEncoderLayer(hidden, heads, dim_feedforward=2 * hidden, dropout=dropout,
                                            batch_first=True, norm_first=True)
+        for name in ("dropout", "dropout1", "dropout2"):
+            setattr(layer, name, FastDropout(dropout))
+        # No dropout on the attention weights: it drew a mask as large as the rest together and kept the attention
+        # off its fused kernel, ~1/4 of a training step on this CPU (docs/results.md §9i).
+        layer.self_attn.dropout = 0.0
         self.enc = nn.TransformerEncoder(layer, num_layers=layers, enable_nested_tensor=False)
 
     def forward(self, x: Tensor) -> Tensor:
