@@ -468,9 +468,9 @@ def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,
     return {n: results[n] for n in names}
 
 
-# Training cost of the full default's networks (30 epochs each, fresh clone, docs/results.md §9h): transformer
-# 2,392 s, TCN 1,833, BiLSTM 879, GRU 857, Conv1D-LSTM 690. The longest start first, so the processes finish
-# close together: with the TCN last (the order before), its 31 minutes ran alone after the transformer's 40.
+# Training cost of the full default's networks (docs/results.md §9i): transformer 1,009 s (stopped early after 19
+# epochs; 30 take ≈ 1,600), TCN 1,190, GRU 877, BiLSTM 777, Conv1D-LSTM 559. The longest start first, so the
+# processes finish close together: with the TCN last (an order from older costs), it once ran 31 minutes alone.
 _TRAINING_COST_ORDER = ("transformer", "tcn", "bilstm", "gru", "conv1dlstm")
 
 
