@@ -137,6 +137,7 @@ class TrainingConfig(_Strict):
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="fraction of training cells used for validation")
     num_threads: PosInt = Field(1, le=64, description="torch threads (1 is fastest for small batches on few cores)")
     workers: PosInt | None = Field(None, le=64, description="networks trained at once, one process each (null = one per CPU core when the samples are many enough to gain); the weights do not change")
+    seed: int | None = Field(None, description="seed of the networks' initial weights, batch order and dropout (null = the run's `seed`); the samples, splits and world keep the run's seed, so training several seeds on one world measures the spread between training runs")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where the networks train: cpu (bit-reproducible), cuda (an NVIDIA GPU; an error when torch sees none) or auto (cuda when torch sees one). Baselines, evaluation and projection run on the CPU; checkpoints load on any machine")
 
 
@@ -172,9 +173,15 @@ class OutputConfig(_Strict):
     era_maps: bool = Field(True, description="draw an exceedance map per depth × scenario × era (32 maps by default)")
 
 
+def drop_unset_training_seed(training: dict) -> None:
+    """An unset ``training.seed`` means the run's seed: leaving it out of hashes keeps those of older configs."""
+    if training.get("seed") is None:
+        training.pop("seed", None)
+
+
 class RunConfig(_Strict):
     name: str = Field("alaska", pattern=r"^[A-Za-z0-9_.-]+$", description="run name (folder under runs_dir)")
-    seed: int = Field(42, description="seed for the synthetic world, splits and training")
+    seed: int = Field(42, description="seed for the synthetic world, splits and training (the networks' own seed is `training.seed` when set)")
     domain: DomainConfig = DomainConfig()
     data: DataConfig = DataConfig()
     period: PeriodConfig = PeriodConfig()
@@ -192,6 +199,10 @@ class RunConfig(_Strict):
                              f"({truth}): the skill is scored where the world holds scenario truth")
         return self
 
+    def training_seed(self) -> int:
+        """The seed of the networks' weights, batch order and dropout: ``training.seed``, else the run's."""
+        return self.seed if self.training.seed is None else self.training.seed
+
     def hash(self, *sections: str) -> str:
         """Stable short hash of the whole config or of some sections (stage caching keys, provenance).
 
@@ -203,6 +214,7 @@ class RunConfig(_Strict):
         data["output"].pop("runs_dir", None)
         data["data"]["synthetic"].pop("out_dir", None)
         data["training"].pop("workers", None)  # how many processes train, not what they compute
+        drop_unset_training_seed(data["training"])
         if sections:
             data = {s: data[s] for s in sections}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

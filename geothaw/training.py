@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .config import drop_unset_training_seed
 from .cpus import available_cpus
 from .errors import CheckpointError, ConfigError, InputDataError
 from .features import TARGETS, FeatureSpec, make_inputs, prepare
@@ -379,7 +380,7 @@ def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str |
     resume_path = path.with_suffix(".resume.pt")
     device = training_device(cfg) if cls.kind != "baseline" else torch.device("cpu")
     t0 = time.perf_counter()
-    with torch_runtime(cfg.seed, cfg.training.num_threads, device) as gen:
+    with torch_runtime(cfg.training_seed(), cfg.training.num_threads, device) as gen:
         model = cls(mspec)  # initialised on the CPU: the same starting weights on any device
         if cls.kind == "baseline":
             model.fit(data.train)
@@ -598,6 +599,7 @@ def _config_slice(cfg) -> dict:
         return {}
     d = cfg.model_dump(mode="json")
     d["training"].pop("workers", None)  # how many processes train, not what they compute
+    drop_unset_training_seed(d["training"])
     d["training"]["device"] = resolve_device(d["training"]["device"])  # GPU weights differ from CPU ones in rounding
     return {"seed": d["seed"], "features": d["features"], "training": d["training"], "evaluation": d["evaluation"],
             "band_edges": d["domain"]["band_edges"]}

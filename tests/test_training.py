@@ -36,6 +36,18 @@ def test_same_seed_gives_identical_weights_and_predictions(toy, tmp_path):
     c = train_model(tiny_config(epochs=2).model_copy(update={"seed": 8}), toy, "gru", tmp_path / "c")
     sc = torch.load(c.checkpoint, weights_only=True)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    # training.seed reseeds the networks only: the samples stay those of the run's seed, the weights change,
+    # and setting it to the run's seed changes nothing.
+    def with_training_seed(seed):
+        return cfg.model_copy(update={"training": cfg.training.model_copy(update={"seed": seed})})
+    assert prepare_training_data(with_training_seed(8), toy).fingerprint() == prepare_training_data(cfg, toy).fingerprint()
+    d = train_model(with_training_seed(8), toy, "gru", tmp_path / "d")
+    sd = torch.load(d.checkpoint, weights_only=True)
+    assert not all(torch.equal(sa[k], sd[k]) for k in sa)
+    e = train_model(with_training_seed(cfg.seed), toy, "gru", tmp_path / "e")
+    se = torch.load(e.checkpoint, weights_only=True)
+    assert all(torch.equal(sa[k], se[k]) for k in sa)
+    assert with_training_seed(8).hash("training") != cfg.hash("training")
 
 
 def test_gru_beats_climatology_on_held_out_years(toy, prepared, tmp_path):
