@@ -33,6 +33,7 @@ from .scenarios import HISTORICAL_END, rcp_forcing
 from .snow import derive_snow
 
 TARGETS = ("stl1", "stl2", "stl3", "stl4")
+DEPTH_LABELS = ("0–7 cm", "7–28 cm", "28–100 cm", "100–289 cm")  # the ERA5-Land layers of TARGETS, for people
 FORCING = ("t2m", "tp", "sd", "sde")
 SWE_CAP_M = 1.0  # snow water equivalent (m) above which the snow inputs are capped (see ``prepare``)
 DYNAMIC = (*FORCING, "month_sin", "month_cos", "scenario_signal")

@@ -9,6 +9,7 @@ import numpy as np
 
 from .basemap import add_basemap, new_alaska_map
 from .domain import Domain
+from .features import DEPTH_LABELS
 from .io.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -56,7 +57,6 @@ def plot_domain(domain: Domain, path: str | Path) -> Path:
 
 
 # ---- product maps --------------------------------------------------------------------------------------------
-DEPTH_LABELS = ("0–7 cm", "7–28 cm", "28–100 cm", "100–289 cm")
 SCENARIO_LABELS = {"rcp45": "RCP4.5", "rcp85": "RCP8.5", "rcp26": "RCP2.6", "rcp60": "RCP6.0", "historical": "historical"}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .features import DEPTH_LABELS
 from .io.atomic import write_text_atomic
 
 
@@ -20,27 +21,64 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     return "\n".join(lines)
 
 
+def skill_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The long projection-skill table as two readable ones: yearly-MAGT RMSE (bias) per scenario × era, one
+    column per depth; and the scenario divergence per depth, modelled against the physics. Model and
+    scenario-signal columns are kept only where the table holds more than one of them."""
+    keys = [c for c in ("model", "scenario_signal") if df[c].nunique() > 1]
+    depths = sorted(df["depth"].unique())
+    scores = df[df["metric"].isin(["magt_rmse", "magt_bias"])]
+    wide = scores.pivot_table(index=[*keys, "scenario", "era"], columns=["depth", "metric"], values="value")
+    era_table = wide.index.to_frame(index=False)
+    for d in depths:
+        era_table[f"{d} RMSE (bias)"] = [f"{r:.2f} ({b:+.2f})" for r, b in
+                                         zip(wide[(d, "magt_rmse")], wide[(d, "magt_bias")])]
+    div = df[df["metric"].str.startswith("divergence_")]
+    div = div.pivot_table(index=[*keys, "scenario", "era", "depth"], columns="metric", values="value").reset_index()
+    div_table = div[[*keys, "scenario", "era", "depth"]].copy()
+    div_table["modelled (°C)"] = div["divergence_pred"].map("{:.2f}".format)
+    div_table["physics (°C)"] = div["divergence_truth"].map("{:.2f}".format)
+    div_table["modelled / physics"] = (100 * div["divergence_pred"] / div["divergence_truth"]).map("{:.0f} %".format)
+    div_table["cell RMSE of the difference (°C)"] = div["divergence_error"].map("{:.2f}".format)
+    return era_table, div_table
+
+
 def _section_skill(run_dir: Path) -> list[str]:
     path = run_dir / "evaluation" / "projection_skill.csv"
     if not path.exists():
         return []
-    df = pd.read_csv(path)
-    return ["## Projection skill against the physics truth", "",
-            "The best model driven by the bias-free scenario forcing of the synthetic world, scored against the "
-            "physics solver's soil temperature under the same forcing (yearly MAGT).", "", markdown_table(df), ""]
+    era_table, div_table = skill_tables(pd.read_csv(path))
+    lines = ["## Projection skill against the physics truth", "",
+             "The best model driven by the bias-free scenario forcing of the synthetic world, scored against the "
+             "physics solver's soil temperature under the same forcing: RMSE and bias (model − physics) of yearly "
+             "MAGT over the scored cells, °C. Every figure is in `evaluation/projection_skill.csv`.", "",
+             markdown_table(era_table), ""]
+    if len(div_table):
+        lines += ["### Scenario divergence", "",
+                  "Domain-mean difference between the scenarios' era MAGT, as modelled and in the physics.", "",
+                  markdown_table(div_table), ""]
+    return lines
+
+
+def area_table(df: pd.DataFrame) -> pd.DataFrame:
+    """``area_above_0C.csv`` as scenario × depth rows and one column per era: km² and the share of the land."""
+    depths = sorted(df["depth_m"].unique())
+    names = dict(zip(depths, DEPTH_LABELS)) if len(depths) == len(DEPTH_LABELS) else {d: f"{d:.2f} m" for d in depths}
+    cells = df.assign(depth=df["depth_m"].map(names),
+                      text=[f"{a:,.0f} ({100 * f:.0f} %)" for a, f in zip(df["area_above_0C_km2"], df["fraction"])])
+    wide = cells.pivot(index=["scenario", "depth_m", "depth"], columns="era", values="text").reset_index()
+    wide = wide.drop(columns="depth_m")
+    wide.columns = [str(c) for c in wide.columns]
+    return wide
 
 
 def _section_area(run_dir: Path) -> list[str]:
     path = run_dir / "area_above_0C.csv"
     if not path.exists():
         return []
-    df = pd.read_csv(path)
-    wide = df.pivot_table(index=["scenario", "depth_m"], columns="era", values="area_above_0C_km2").reset_index()
-    wide.columns = [str(c) for c in wide.columns]
-    for c in wide.columns[2:]:
-        wide[c] = wide[c].map(lambda v: f"{v:,.0f}")
     return ["## Area with mean annual ground temperature above 0 °C (km², EPSG:3338)", "",
-            "GCM-ensemble mean, era means of yearly MAGT per depth.", "", markdown_table(wide), ""]
+            "GCM-ensemble mean, era means of yearly MAGT per depth; in brackets the share of the land.", "",
+            markdown_table(area_table(pd.read_csv(path))), ""]
 
 
 def _section_cost(stages: dict[str, dict]) -> list[str]:
@@ -51,7 +89,10 @@ def _section_cost(stages: dict[str, dict]) -> list[str]:
             for name, s in stages.items() if "seconds" in s]
     if not rows:
         return []
-    return ["## Run cost", "", "Per stage, when it ran. Worker processes (world build, training, a dask cluster) "
+    total = sum(s["seconds"] for s in stages.values() if "seconds" in s)
+    rows.append({"stage": "**total**", "seconds": f"**{total:,.1f}** ({total / 60:.1f} min)",
+                 "peak RSS, main process (GiB)": f"{max(s.get('peak_rss_gib', 0.0) for s in stages.values()):.2f}"})
+    return ["## Run cost", "", "Per stage, when it ran (a stage cached from an earlier invocation keeps that invocation's figures). Worker processes (world build, training, a dask cluster) "
             "have their own memory, not counted here.", "", markdown_table(pd.DataFrame(rows)), ""]
 
 

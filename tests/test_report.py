@@ -1,0 +1,59 @@
+"""The run report's tables: the long projection-skill CSV made readable."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from geothaw.report import _section_cost, area_table, skill_tables
+
+
+def _skill_rows(model: str, shift: float) -> list[dict]:
+    rows = []
+    for scen in ("rcp45", "rcp85"):
+        for era in ("2041-2070", "2071-2100"):
+            for i, depth in enumerate(("stl1", "stl2")):
+                base = {"model": model, "scenario_signal": "warming_anomaly", "scenario": scen, "era": era, "depth": depth}
+                rows += [{**base, "metric": "magt_rmse", "value": 0.1 * (i + 1) + shift},
+                         {**base, "metric": "magt_bias", "value": -0.05 * (i + 1)}]
+    for i, depth in enumerate(("stl1", "stl2")):
+        base = {"model": model, "scenario_signal": "warming_anomaly", "scenario": "rcp85-rcp45", "era": "2071-2100",
+                "depth": depth}
+        rows += [{**base, "metric": "divergence_pred", "value": 1.5 + shift},
+                 {**base, "metric": "divergence_truth", "value": 2.0},
+                 {**base, "metric": "divergence_error", "value": 0.3 * (i + 1)}]
+    return rows
+
+
+def test_skill_tables_put_depths_in_columns_and_compare_the_divergence():
+    eras, div = skill_tables(pd.DataFrame(_skill_rows("gru", 0.0)))
+    assert list(eras.columns) == ["scenario", "era", "stl1 RMSE (bias)", "stl2 RMSE (bias)"]
+    assert len(eras) == 4
+    row = eras[(eras["scenario"] == "rcp85") & (eras["era"] == "2071-2100")].iloc[0]
+    assert row["stl1 RMSE (bias)"] == "0.10 (-0.05)" and row["stl2 RMSE (bias)"] == "0.20 (-0.10)"
+    assert list(div["depth"]) == ["stl1", "stl2"]
+    assert list(div["modelled / physics"]) == ["75 %", "75 %"]
+    assert list(div["cell RMSE of the difference (°C)"]) == ["0.30", "0.60"]
+    assert "model" not in eras.columns  # one model: no column for it
+
+
+def test_skill_tables_keep_the_model_column_when_several_are_scored():
+    eras, div = skill_tables(pd.DataFrame(_skill_rows("gru", 0.0) + _skill_rows("bilstm", 0.5)))
+    assert eras.columns[0] == "model" and len(eras) == 8
+    bilstm = div[div["model"] == "bilstm"]
+    assert list(bilstm["modelled / physics"]) == ["100 %", "100 %"]
+
+
+def test_run_cost_ends_with_the_total():
+    text = "\n".join(_section_cost({"world": {"seconds": 60.0, "peak_rss_gib": 1.0},
+                                    "train": {"seconds": 120.5, "peak_rss_gib": 2.5}}))
+    assert "| **total** | **180.5** (3.0 min) | 2.50 |" in text
+
+
+def test_area_table_names_the_layers_and_gives_the_land_share():
+    rows = [{"scenario": "rcp85", "era": era, "depth_m": d, "area_above_0C_km2": 1000.0 * (k + 1) + 10 * j,
+             "land_area_km2": 4000.0, "fraction": (1000.0 * (k + 1) + 10 * j) / 4000.0}
+            for k, era in enumerate(("1991-2020", "2071-2100")) for j, d in enumerate((0.035, 0.175, 0.64, 1.945))]
+    table = area_table(pd.DataFrame(rows))
+    assert list(table.columns) == ["scenario", "depth", "1991-2020", "2071-2100"]
+    assert list(table["depth"]) == ["0–7 cm", "7–28 cm", "28–100 cm", "100–289 cm"]  # by depth, not by name
+    assert table.iloc[3]["2071-2100"] == "2,030 (51 %)"
