@@ -10,6 +10,7 @@ import numpy as np
 from .basemap import add_basemap, new_alaska_map
 from .domain import Domain
 from .features import DEPTH_LABELS
+from .scenarios import SCENARIO_LABELS
 from .io.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ def plot_domain(domain: Domain, path: str | Path) -> Path:
 
 
 # ---- product maps --------------------------------------------------------------------------------------------
-SCENARIO_LABELS = {"rcp45": "RCP4.5", "rcp85": "RCP8.5", "rcp26": "RCP2.6", "rcp60": "RCP6.0", "historical": "historical"}
 
 
 def _mesh(ax, da, **kwargs):

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from . import stages as S
 from .config import RunConfig
 from .errors import ConfigError
 from .io.atomic import write_text_atomic
 from .memory import PeakRss, return_freed_memory
+from .run_summary import print_run_summary
 from .warmup import start_background_imports
 
 
@@ -130,7 +130,7 @@ def run_stages(cfg: RunConfig, until: str | None = None, console: Console | None
     finally:
         if imports is not None:
             imports.join()
-    _summary_table(cfg, run_dir, results, console, time.perf_counter() - t_run)
+    print_run_summary(cfg.name, run_dir, results, console, time.perf_counter() - t_run)
     return results
 
 
@@ -143,21 +143,6 @@ def _read_marker(marker: Path) -> dict | None:
         return data if isinstance(data, dict) and "hash" in data and "summary" in data else None
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-
-
-def _summary_table(cfg: RunConfig, run_dir: Path, results: dict, console: Console, seconds: float) -> None:
-    table = Table(title=f"geothaw run '{cfg.name}' → {run_dir}  ({seconds:.0f} s)", show_lines=False)
-    table.add_column("stage")
-    table.add_column("seconds", justify="right")
-    table.add_column("peak GiB", justify="right")
-    table.add_column("result")
-    for name, summary in results.items():
-        shown = {k: v for k, v in summary.items() if k not in ("outputs", "seconds", "peak_rss_gib")}
-        text = ", ".join(f"{k}={v}" for k, v in shown.items())
-        peak = summary.get("peak_rss_gib")
-        table.add_row(name, f"{summary.get('seconds', 0):.1f}", "" if peak is None else f"{peak:.2f}",
-                      text[:160] + ("…" if len(text) > 160 else ""))
-    console.print(table)
 
 
 def run_pipeline(cfg: RunConfig, console: Console | None = None) -> dict[str, dict]:

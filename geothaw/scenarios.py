@@ -9,6 +9,7 @@ import pandas as pd
 from .domain import shipped_data_path
 from .errors import ConfigError
 
+SCENARIO_LABELS = {"rcp45": "RCP4.5", "rcp85": "RCP8.5", "rcp26": "RCP2.6", "rcp60": "RCP6.0", "historical": "historical"}
 HISTORICAL_END = 2005  # CMIP5 historical runs end in December 2005; every RCP continues that same history
 
 

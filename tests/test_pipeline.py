@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
@@ -91,6 +92,25 @@ def test_run_writes_every_product(finished_run):
         assert 0.05 < peak < 4, (marker.name, peak)
     cost = report.split("## Run cost", 1)[1].split("\n## ", 1)[0]
     assert cost.index("| world |") < cost.index("| project |") < cost.index("| maps |")  # pipeline order
+
+
+def test_run_ends_with_headlines_read_from_its_files(finished_run):
+    from geothaw.run_summary import area_lines, holdout_lines, output_lines, skill_lines
+
+    _, run, stdout, _ = finished_run
+    assert "headlines" in stdout
+    best = json.loads((run / "best_model.json").read_text())["model"]
+    holdout = dict(holdout_lines(run))
+    assert holdout["best model (validation)"] == best
+    metrics = pd.read_csv(run / "evaluation" / "metrics.csv")
+    years = metrics[(metrics["model"] == best) & (metrics["holdout"] == "time") & (metrics["band"] == "all")
+                    & (metrics["season"] == "annual")].sort_values("depth")["rmse"]
+    assert holdout["monthly RMSE, held-out years"] == " / ".join(f"{v:.2f}" for v in years) + " °C"
+    skill = dict(skill_lines(run))
+    assert any(k.startswith("projection skill, RCP8.5") for k in skill) and skill["scenario divergence, modelled / physics"].endswith(" %")
+    (what, text), = area_lines(run)
+    assert what == "land above 0 °C at 28–100 cm" and "(RCP8.5)" in text
+    assert dict(output_lines(run))["report"] == str(run / "report.html")
 
 
 def test_run_prints_no_python_warnings(finished_run):

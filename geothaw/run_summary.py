@@ -1,0 +1,111 @@
+"""What ``geothaw run`` prints when it ends: each stage's cost, the run's headline numbers, and where to look.
+
+The headlines are read back from the files the stages wrote (not from the stage summaries), so a run whose
+stages were all cached prints the same numbers as the run that computed them. A file that is missing (a run
+stopped early with ``--until``, or real inputs with no physics truth to score skill against) leaves its line out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from .features import DEPTH_LABELS
+from .scenarios import SCENARIO_LABELS
+
+HEADLINE_DEPTH = 2  # 28–100 cm: the layer of the overview map
+
+
+def _per_depth(values) -> str:
+    return " / ".join(f"{v:.2f}" for v in values) + " °C"
+
+
+def holdout_lines(run_dir: Path) -> list[tuple[str, str]]:
+    best_file, metrics_file = run_dir / "best_model.json", run_dir / "evaluation" / "metrics.csv"
+    if not (best_file.exists() and metrics_file.exists()):
+        return []
+    best = json.loads(best_file.read_text())["model"]
+    m = pd.read_csv(metrics_file)
+    m = m[(m["model"] == best) & (m["band"] == "all") & (m["season"] == "annual")]
+    lines = [("best model (validation)", best)]
+    for holdout, name in (("time", "held-out years"), ("space", "held-out blocks")):
+        rows = m[m["holdout"] == holdout].sort_values("depth")
+        if len(rows):
+            lines.append((f"monthly RMSE, {name}", _per_depth(rows["rmse"])))
+    return lines
+
+
+def skill_lines(run_dir: Path) -> list[tuple[str, str]]:
+    path = run_dir / "evaluation" / "projection_skill.csv"
+    if not path.exists():
+        return []
+    df = pd.read_csv(path)
+    lines = []
+    last_era = sorted(df["era"].unique())[-1]
+    for scen in sorted(s for s in df["scenario"].unique() if "-" not in s):
+        rows = df[(df["scenario"] == scen) & (df["era"] == last_era) & (df["metric"] == "magt_rmse")]
+        if len(rows):
+            label = SCENARIO_LABELS.get(scen, scen)
+            lines.append((f"projection skill, {label} {last_era} (MAGT RMSE vs physics)",
+                          _per_depth(rows.sort_values("depth")["value"])))
+    div = df[df["metric"].isin(["divergence_pred", "divergence_truth"])]
+    if len(div):
+        wide = div.pivot_table(index="depth", columns="metric", values="value").sort_index()
+        share = 100 * wide["divergence_pred"] / wide["divergence_truth"]
+        lines.append(("scenario divergence, modelled / physics", " / ".join(f"{v:.0f}" for v in share) + " %"))
+    return lines
+
+
+def area_lines(run_dir: Path) -> list[tuple[str, str]]:
+    path = run_dir / "area_above_0C.csv"
+    if not path.exists():
+        return []
+    df = pd.read_csv(path)
+    depths = sorted(df["depth_m"].unique())
+    depth = depths[min(HEADLINE_DEPTH, len(depths) - 1)]
+    df = df[df["depth_m"] == depth]
+    eras = sorted(df["era"].unique())
+    first = df[df["era"] == eras[0]]["fraction"].mean()  # the first era is historical: the same in every scenario
+    last = ", ".join(f"{100 * f:.0f} % ({SCENARIO_LABELS.get(s, s)})"
+                     for s, f in df[df["era"] == eras[-1]].set_index("scenario")["fraction"].items())
+    label = DEPTH_LABELS[HEADLINE_DEPTH] if len(depths) == len(DEPTH_LABELS) else f"{depth:.2f} m"
+    return [(f"land above 0 °C at {label}", f"{100 * first:.0f} % in {eras[0]} → {last} in {eras[-1]}")]
+
+
+def output_lines(run_dir: Path) -> list[tuple[str, str]]:
+    wanted = (("report", "report.html"), ("overview map", "maps/overview.png"), ("NetCDF", "products"),
+              ("GeoTIFFs (EPSG:3338 COGs)", "rasters"), ("exceedance polygons", "rasters/exceedance_polygons.gpkg"))
+    return [(what, str(run_dir / rel)) for what, rel in wanted if (run_dir / rel).exists()]
+
+
+def _stage_result(summary: dict) -> str:
+    """The stage's own short facts: its scalars, else the names of what it holds (its nested tables are in the
+    run directory and the report)."""
+    facts = {k: v for k, v in summary.items() if k not in ("seconds", "peak_rss_gib")}
+    shown = [f"{k}={v}" for k, v in facts.items() if isinstance(v, (str, int, float, bool))]
+    text = ", ".join(shown) or ", ".join(facts)
+    return text[:100] + ("…" if len(text) > 100 else "")
+
+
+def print_run_summary(name: str, run_dir: Path, results: dict[str, dict], console: Console, seconds: float) -> None:
+    """The stage table, then the headline numbers and the paths a user opens next."""
+    stages = Table(title=f"geothaw run '{name}' → {run_dir}  ({seconds:.0f} s)", show_lines=False)
+    for column, justify in (("stage", "left"), ("seconds", "right"), ("peak GiB", "right"), ("result", "left")):
+        stages.add_column(column, justify=justify)
+    for stage, summary in results.items():
+        peak = summary.get("peak_rss_gib")
+        stages.add_row(stage, f"{summary.get('seconds', 0):.1f}", "" if peak is None else f"{peak:.2f}",
+                       _stage_result(summary))
+    console.print(stages)
+    rows = [*holdout_lines(run_dir), *skill_lines(run_dir), *area_lines(run_dir), *output_lines(run_dir)]
+    if rows:
+        head = Table(title="headlines (depths 0–7 / 7–28 / 28–100 / 100–289 cm)", show_header=False)
+        head.add_column(style="bold")
+        head.add_column()
+        for what, value in rows:
+            head.add_row(what, value)
+        console.print(head)
