@@ -37,7 +37,7 @@ def permutation_importance(model, features: FeatureSpec, batch: dict[str, np.nda
 
     ``batch`` is a *normalised* ``make_inputs`` batch that includes ``target`` (e.g. a hold-out set).
     Returns one row per feature: ``feature``, ``group``, ``rmse_increase`` (mean over depths and repeats),
-    ``rmse_increase_std`` (over repeats) and ``rmse_increase_<depth>``; sorted by importance.
+    ``rmse_increase_std`` (sample standard deviation over repeats; NaN from a single repeat) and ``rmse_increase_<depth>``; sorted by importance.
     """
     from .training import predict
 
@@ -61,11 +61,16 @@ def permutation_importance(model, features: FeatureSpec, batch: dict[str, np.nda
             incs.append(_rmse(y, predict(model, features, b, batch_size)) - base)
         incs = np.asarray(incs)  # (repeats, depths)
         rows.append({"feature": name, "group": group, "rmse_increase": float(incs.mean()),
-                     "rmse_increase_std": float(incs.mean(axis=1).std()),
+                     # one permutation has no spread to report: NaN, not a reassuring 0
+                     "rmse_increase_std": float(incs.mean(axis=1).std(ddof=1)) if n_repeats > 1 else float("nan"),
                      **{f"rmse_increase_{d}": float(incs[:, k].mean()) for k, d in enumerate(TARGETS)}})
     df = pd.DataFrame(rows).sort_values("rmse_increase", ascending=False, ignore_index=True)
     df.attrs["baseline_rmse"] = [float(v) for v in base]
     return df
+
+
+def _spread(std: float) -> str:
+    return "—" if np.isnan(std) else f"{std:.3f}"
 
 
 def write_importance(df: pd.DataFrame, out_dir: str | Path, model_name: str) -> dict[str, Path]:
@@ -80,17 +85,18 @@ def write_importance(df: pd.DataFrame, out_dir: str | Path, model_name: str) -> 
              "png": out_dir / f"importance_{model_name}.png"}
     write_text_atomic(paths["csv"], df.to_csv(index=False))
     lines = [f"# Permutation importance: {model_name}", "",
-             "Increase of RMSE (°C) when the feature is shuffled across samples (mean of depths).", "",
+             "Increase of RMSE (°C) when the feature is shuffled across samples (mean of depths); ± is the standard "
+             "deviation over the permutations (— from a single one).", "",
              "| feature | group | ΔRMSE | ± | " + " | ".join(TARGETS) + " |",
              "|---|---|---:|---:|" + "---:|" * len(TARGETS)]
     for _, r in df.iterrows():
-        lines.append(f"| {r['feature']} | {r['group']} | {r['rmse_increase']:.3f} | {r['rmse_increase_std']:.3f} | "
+        lines.append(f"| {r['feature']} | {r['group']} | {r['rmse_increase']:.3f} | {_spread(r['rmse_increase_std'])} | "
                      + " | ".join(f"{r[f'rmse_increase_{d}']:.3f}" for d in TARGETS) + " |")
     write_text_atomic(paths["md"], "\n".join(lines) + "\n")
     d = df.iloc[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.32 * len(d) + 1.2))
     colors = {"dynamic": "tab:blue", "static": "tab:orange", "band": "tab:green"}
-    ax.barh(d["feature"], d["rmse_increase"], xerr=d["rmse_increase_std"], color=[colors[g] for g in d["group"]])
+    ax.barh(d["feature"], d["rmse_increase"], xerr=d["rmse_increase_std"].fillna(0), color=[colors[g] for g in d["group"]])
     ax.set_xlabel("RMSE increase when permuted (°C)")
     ax.set_title(f"Permutation importance — {model_name}")
     ax.grid(axis="x", alpha=0.3)

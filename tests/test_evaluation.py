@@ -141,8 +141,15 @@ def test_permutation_importance_finds_air_temperature(toy, tmp_path):
     df = permutation_importance(loaded.model, loaded.features, loaded.features.normalize(raw), n_repeats=2)
     assert df.iloc[0]["feature"] == "t2m" and df.iloc[0]["rmse_increase"] > 0.5
     assert set(df["feature"]) >= {"t2m", "tp", "sd", "scenario_signal", "soil_class", "band", "latitude"}
+    assert np.isfinite(df["rmse_increase_std"]).all()
     paths = write_importance(df, tmp_path / "attr", "linear")
     assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
+    # one permutation per feature has no spread: the table says so instead of printing ± 0.000
+    single = permutation_importance(loaded.model, loaded.features, loaded.features.normalize(raw), n_repeats=1)
+    assert single["rmse_increase_std"].isna().all()
+    table = write_importance(single, tmp_path / "attr1", "linear")["md"].read_text()
+    t2m_row = next(line for line in table.splitlines() if line.startswith("| t2m |"))
+    assert t2m_row.split(" | ")[3] == "—"
 
 
 def test_yearly_magt_matches_a_groupby_over_years():
