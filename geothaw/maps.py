@@ -10,7 +10,7 @@ import numpy as np
 from .basemap import add_basemap, new_alaska_map
 from .domain import Domain
 from .features import DEPTH_LABELS
-from .scenarios import SCENARIO_LABELS
+from .scenarios import scenario_label
 from .io.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def plot_overview(eras_by_scenario: dict, path: str | Path, *, depth_index: int 
             add_basemap(ax, linewidth=0.3)
             magt = eras_by_scenario[scen]["magt"].sel(era=era).isel(depth=depth_index)
             _mesh(ax, xr_where_state(magt), cmap=cmap, vmin=-0.5, vmax=1.5)
-            ax.set_title(f"{SCENARIO_LABELS.get(scen, scen)} · {era}\n{100 * shares[str(era)]:.0f}% of land > 0 °C",
+            ax.set_title(f"{scenario_label(scen)} · {era}\n{100 * shares[str(era)]:.0f}% of land > 0 °C",
                          fontsize=8)
     fig.suptitle(f"Ground projected above 0 °C (era-mean MAGT, {DEPTH_LABELS[depth_index]})", fontsize=12, y=0.98)
     fig.legend(handles=[Patch(color="#d7301f", label="MAGT > 0 °C"), Patch(color="#4a7fb5", label="MAGT ≤ 0 °C")],

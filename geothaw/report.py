@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .features import DEPTH_LABELS
+from .features import DEPTH_LABELS, TARGETS
 from .io.atomic import write_text_atomic
+from .scenarios import scenario_label
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
@@ -30,12 +31,14 @@ def skill_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     scores = df[df["metric"].isin(["magt_rmse", "magt_bias"])]
     wide = scores.pivot_table(index=[*keys, "scenario", "era"], columns=["depth", "metric"], values="value")
     era_table = wide.index.to_frame(index=False)
+    era_table["scenario"] = era_table["scenario"].map(scenario_label)
     for d in depths:
         era_table[f"{d} RMSE (bias)"] = [f"{r:.2f} ({b:+.2f})" for r, b in
                                          zip(wide[(d, "magt_rmse")], wide[(d, "magt_bias")])]
     div = df[df["metric"].str.startswith("divergence_")]
     div = div.pivot_table(index=[*keys, "scenario", "era", "depth"], columns="metric", values="value").reset_index()
     div_table = div[[*keys, "scenario", "era", "depth"]].copy()
+    div_table["scenario"] = div_table["scenario"].map(scenario_label)
     div_table["modelled (°C)"] = div["divergence_pred"].map("{:.2f}".format)
     div_table["physics (°C)"] = div["divergence_truth"].map("{:.2f}".format)
     div_table["modelled / physics"] = (100 * div["divergence_pred"] / div["divergence_truth"]).map("{:.0f} %".format)
@@ -64,7 +67,7 @@ def area_table(df: pd.DataFrame) -> pd.DataFrame:
     """``area_above_0C.csv`` as scenario × depth rows and one column per era: km² and the share of the land."""
     depths = sorted(df["depth_m"].unique())
     names = dict(zip(depths, DEPTH_LABELS)) if len(depths) == len(DEPTH_LABELS) else {d: f"{d:.2f} m" for d in depths}
-    cells = df.assign(depth=df["depth_m"].map(names),
+    cells = df.assign(depth=df["depth_m"].map(names), scenario=df["scenario"].map(scenario_label),
                       text=[f"{a:,.0f} ({100 * f:.0f} %)" for a, f in zip(df["area_above_0C_km2"], df["fraction"])])
     wide = cells.pivot(index=["scenario", "depth_m", "depth"], columns="era", values="text").reset_index()
     wide = wide.drop(columns="depth_m")
@@ -112,8 +115,9 @@ def build_markdown(ctx) -> str:
     lines = [f"# geothaw run report: {cfg.name}", "",
              f"Inputs: {'embedded physics-grounded synthetic Alaska' if ctx.synthetic else 'ERA5-Land + CMIP5 files'}; "
              f"grid {stages.get('domain', {}).get('grid', '?')}, {stages.get('domain', {}).get('land_cells', '?')} land cells; "
-             f"scenarios {', '.join(s.upper() for s in cfg.projection.scenarios)}; best model **{best}** "
-             "(lowest validation RMSE).", ""]
+             f"scenarios {', '.join(scenario_label(s) for s in cfg.projection.scenarios)}; best model **{best}** "
+             "(lowest validation RMSE). Soil layers: "
+             + ", ".join(f"{name} = {label}" for name, label in zip(TARGETS, DEPTH_LABELS)) + ".", ""]
     lines += _image(run_dir, "maps/overview.png", "Ground projected above 0 °C (28–100 cm), eras × scenarios")
     metrics = run_dir / "evaluation" / "metrics.md"
     if metrics.exists():
@@ -128,7 +132,7 @@ def build_markdown(ctx) -> str:
         lines += ["## What the best model relies on", "", imp.read_text().replace("# ", "### ", 1), ""]
         lines += _image(run_dir, f"attribution/importance_{best}.png", "Permutation importance")
     for scen in cfg.projection.scenarios:
-        lines += [f"## {scen.upper()} maps", ""]
+        lines += [f"## {scenario_label(scen)} maps", ""]
         for png in sorted((run_dir / "maps" / scen).glob("*.png")):
             if png.name.startswith(("magt_", "first_")) or "_d3_2071-2100" in png.name:
                 lines += _image(run_dir, str(png.relative_to(run_dir)), png.stem.replace("_", " "))

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .features import DEPTH_LABELS
-from .scenarios import SCENARIO_LABELS
+from .scenarios import scenario_label
 
 HEADLINE_DEPTH = 2  # 28–100 cm: the layer of the overview map
 
@@ -49,8 +49,7 @@ def skill_lines(run_dir: Path) -> list[tuple[str, str]]:
     for scen in sorted(s for s in df["scenario"].unique() if "-" not in s):
         rows = df[(df["scenario"] == scen) & (df["era"] == last_era) & (df["metric"] == "magt_rmse")]
         if len(rows):
-            label = SCENARIO_LABELS.get(scen, scen)
-            lines.append((f"projection skill, {label} {last_era} (MAGT RMSE vs physics)",
+            lines.append((f"projection skill, {scenario_label(scen)} {last_era} (MAGT RMSE vs physics)",
                           _per_depth(rows.sort_values("depth")["value"])))
     div = df[df["metric"].isin(["divergence_pred", "divergence_truth"])]
     if len(div):
@@ -70,7 +69,7 @@ def area_lines(run_dir: Path) -> list[tuple[str, str]]:
     df = df[df["depth_m"] == depth]
     eras = sorted(df["era"].unique())
     first = df[df["era"] == eras[0]]["fraction"].mean()  # the first era is historical: the same in every scenario
-    last = ", ".join(f"{100 * f:.0f} % ({SCENARIO_LABELS.get(s, s)})"
+    last = ", ".join(f"{100 * f:.0f} % ({scenario_label(s)})"
                      for s, f in df[df["era"] == eras[-1]].set_index("scenario")["fraction"].items())
     label = DEPTH_LABELS[HEADLINE_DEPTH] if len(depths) == len(DEPTH_LABELS) else f"{depth:.2f} m"
     return [(f"land above 0 °C at {label}", f"{100 * first:.0f} % in {eras[0]} → {last} in {eras[-1]}")]

@@ -10,6 +10,14 @@ from .domain import shipped_data_path
 from .errors import ConfigError
 
 SCENARIO_LABELS = {"rcp45": "RCP4.5", "rcp85": "RCP8.5", "rcp26": "RCP2.6", "rcp60": "RCP6.0", "historical": "historical"}
+
+
+def scenario_label(name: str) -> str:
+    """A scenario's display name ("rcp85" → "RCP8.5"; a difference "rcp85-rcp45" → "RCP8.5 − RCP4.5");
+    a name it does not know is shown as given."""
+    return " − ".join(SCENARIO_LABELS.get(part, part) for part in name.split("-"))
+
+
 HISTORICAL_END = 2005  # CMIP5 historical runs end in December 2005; every RCP continues that same history
 
 

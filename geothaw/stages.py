@@ -584,7 +584,9 @@ def stage_rasters(ctx: Context) -> dict:
 
 def stage_maps(ctx: Context) -> dict:
     """Exceedance maps per depth × scenario × era, MAGT and first-exceedance maps, and the overview."""
-    from .maps import DEPTH_LABELS, SCENARIO_LABELS, plot_exceedance, plot_first_exceedance, plot_magt, plot_overview
+    from .features import DEPTH_LABELS
+    from .scenarios import scenario_label
+    from .maps import plot_exceedance, plot_first_exceedance, plot_magt, plot_overview
 
     cfg = ctx.cfg
     eras = {}
@@ -603,15 +605,15 @@ def stage_maps(ctx: Context) -> dict:
             for era in era_maps:
                 for i, dl in enumerate(DEPTH_LABELS):
                     plot_exceedance(e["magt"].sel(era=era).isel(depth=i), ctx.path("maps", scen, f"exceedance_d{i + 1}_{era}.png"),
-                                    title=f"MAGT > 0 °C at {dl}, {SCENARIO_LABELS[scen]}, {era}", source=src)
+                                    title=f"MAGT > 0 °C at {dl}, {scenario_label(scen)}, {era}", source=src)
                     n += 1
                     bar.advance(task)
             plot_magt(e["magt"].sel(era=names[-1]).isel(depth=2), ctx.path("maps", scen, f"magt_d3_{names[-1]}.png"),
-                      title=f"Mean annual ground temperature, 28–100 cm, {SCENARIO_LABELS[scen]}, {names[-1]}", source=src)
+                      title=f"Mean annual ground temperature, 28–100 cm, {scenario_label(scen)}, {names[-1]}", source=src)
             with xr.open_dataset(ctx.run_dir / "products" / f"ensemble_{scen}.nc") as prod:
                 fey = prod["first_exceedance_year"].isel(depth=2).load()
             plot_first_exceedance(fey, ctx.path("maps", scen, "first_exceedance_d3.png"),
-                                  title=f"First lasting exceedance of 0 °C, 28–100 cm, {SCENARIO_LABELS[scen]}", source=src)
+                                  title=f"First lasting exceedance of 0 °C, 28–100 cm, {scenario_label(scen)}", source=src)
             n += 2
             bar.advance(task, 2)
         plot_overview(eras, ctx.path("maps", "overview.png"), source=src)

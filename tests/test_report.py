@@ -28,9 +28,10 @@ def test_skill_tables_put_depths_in_columns_and_compare_the_divergence():
     eras, div = skill_tables(pd.DataFrame(_skill_rows("gru", 0.0)))
     assert list(eras.columns) == ["scenario", "era", "stl1 RMSE (bias)", "stl2 RMSE (bias)"]
     assert len(eras) == 4
-    row = eras[(eras["scenario"] == "rcp85") & (eras["era"] == "2071-2100")].iloc[0]
+    assert list(eras["scenario"].unique()) == ["RCP4.5", "RCP8.5"]  # display names
+    row = eras[(eras["scenario"] == "RCP8.5") & (eras["era"] == "2071-2100")].iloc[0]
     assert row["stl1 RMSE (bias)"] == "0.10 (-0.05)" and row["stl2 RMSE (bias)"] == "0.20 (-0.10)"
-    assert list(div["depth"]) == ["stl1", "stl2"]
+    assert list(div["depth"]) == ["stl1", "stl2"] and set(div["scenario"]) == {"RCP8.5 − RCP4.5"}
     assert list(div["modelled / physics"]) == ["75 %", "75 %"]
     assert list(div["cell RMSE of the difference (°C)"]) == ["0.30", "0.60"]
     assert "model" not in eras.columns  # one model: no column for it
