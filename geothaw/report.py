@@ -116,7 +116,7 @@ def build_markdown(ctx) -> str:
              f"Inputs: {'embedded physics-grounded synthetic Alaska' if ctx.synthetic else 'ERA5-Land + CMIP5 files'}; "
              f"grid {stages.get('domain', {}).get('grid', '?')}, {stages.get('domain', {}).get('land_cells', '?')} land cells; "
              f"scenarios {', '.join(scenario_label(s) for s in cfg.projection.scenarios)}; best model **{best}** "
-             "(lowest validation RMSE). Soil layers: "
+             "(the sequence network with the lowest validation RMSE; the baselines are not candidates). Soil layers: "
              + ", ".join(f"{name} = {label}" for name, label in zip(TARGETS, DEPTH_LABELS)) + ".", ""]
     lines += _image(run_dir, "maps/overview.png", "Ground projected above 0 °C (28–100 cm), eras × scenarios")
     metrics = run_dir / "evaluation" / "metrics.md"

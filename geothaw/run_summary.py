@@ -31,7 +31,7 @@ def holdout_lines(run_dir: Path) -> list[tuple[str, str]]:
     best = json.loads(best_file.read_text())["model"]
     m = pd.read_csv(metrics_file)
     m = m[(m["model"] == best) & (m["band"] == "all") & (m["season"] == "annual")]
-    lines = [("best model (validation)", best)]
+    lines = [("best network (validation)", best)]
     for holdout, name in (("time", "held-out years"), ("space", "held-out blocks")):
         rows = m[m["holdout"] == holdout].sort_values("depth")
         if len(rows):
@@ -81,13 +81,21 @@ def output_lines(run_dir: Path) -> list[tuple[str, str]]:
     return [(what, str(run_dir / rel)) for what, rel in wanted if (run_dir / rel).exists()]
 
 
+_FILE_SUFFIXES = (".nc", ".tif", ".png", ".gpkg", ".pt", ".md", ".html", ".csv")
+
+
 def _stage_result(summary: dict) -> str:
-    """The stage's own short facts: its scalars, else the names of what it holds (its nested tables are in the
-    run directory and the report)."""
-    facts = {k: v for k, v in summary.items() if k not in ("seconds", "peak_rss_gib")}
-    shown = [f"{k}={v}" for k, v in facts.items() if isinstance(v, (str, int, float, bool))]
+    """The stage's own short facts: its scalars, the files it wrote as a count, trained models with their
+    validation RMSE; else the names of what it holds (its nested tables are in the run directory and the report)."""
+    facts = {k: v for k, v in summary.items() if k not in ("seconds", "peak_rss_gib", "outputs")}
+    files = [k for k, v in facts.items() if isinstance(v, str) and v.endswith(_FILE_SUFFIXES)]
+    scalars = [f"{k}={v}" for k, v in facts.items() if isinstance(v, (str, int, float, bool)) and k not in files]
+    scores = sorted((v["val_rmse"], k) for k, v in facts.items() if isinstance(v, dict) and "val_rmse" in v)
+    shown = scalars + ([f"files={len(files)}"] if files else [])
+    if scores:
+        shown.append("validation RMSE " + ", ".join(f"{name} {rmse:.2f}" for rmse, name in scores))
     text = ", ".join(shown) or ", ".join(facts)
-    return text[:100] + ("…" if len(text) > 100 else "")
+    return text[:110] + ("…" if len(text) > 110 else "")
 
 
 def print_run_summary(name: str, run_dir: Path, results: dict[str, dict], console: Console, seconds: float) -> None:

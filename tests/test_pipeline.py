@@ -101,7 +101,7 @@ def test_run_ends_with_headlines_read_from_its_files(finished_run):
     assert "headlines" in stdout
     best = json.loads((run / "best_model.json").read_text())["model"]
     holdout = dict(holdout_lines(run))
-    assert holdout["best model (validation)"] == best
+    assert holdout["best network (validation)"] == best
     metrics = pd.read_csv(run / "evaluation" / "metrics.csv")
     years = metrics[(metrics["model"] == best) & (metrics["holdout"] == "time") & (metrics["band"] == "all")
                     & (metrics["season"] == "annual")].sort_values("depth")["rmse"]

@@ -58,3 +58,15 @@ def test_area_table_names_the_layers_and_gives_the_land_share():
     assert list(table.columns) == ["scenario", "depth", "1991-2020", "2071-2100"]
     assert list(table["depth"]) == ["0–7 cm", "7–28 cm", "28–100 cm", "100–289 cm"]  # by depth, not by name
     assert table.iloc[3]["2071-2100"] == "2,030 (51 %)"
+
+
+def test_stage_results_count_files_and_rank_the_trained_models():
+    from geothaw.run_summary import _stage_result
+
+    project = {"GCM_rcp45": "products/GCM_rcp45.nc", "ensemble_rcp45": "products/ensemble_rcp45.nc", "seconds": 4.0}
+    assert _stage_result(project) == "files=2"
+    train = {"gru": {"checkpoint": "checkpoints/gru.pt", "val_rmse": 0.52},
+             "climatology": {"checkpoint": "checkpoints/climatology.pt", "val_rmse": 3.9},
+             "bilstm": {"checkpoint": "checkpoints/bilstm.pt", "val_rmse": 0.468}, "peak_rss_gib": 1.0}
+    assert _stage_result(train) == "validation RMSE bilstm 0.47, gru 0.52, climatology 3.90"
+    assert _stage_result({"world": "data/synthetic/world-1", "land_cells": 274}) == "world=data/synthetic/world-1, land_cells=274"
