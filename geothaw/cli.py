@@ -165,6 +165,14 @@ def maps(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False)
     run_stages(_load(config, set_, quick), "maps", console=out)
 
 
+@command()
+def status(config: ConfigOpt = None, set_: SetOpt = None, quick: QuickOpt = False) -> None:
+    """Show which stages of a run are finished, which a re-run would redo, and the run's headline numbers."""
+    from .run_summary import print_status
+
+    print_status(_load(config, set_, quick), out)
+
+
 @command("validate-site")
 def validate_site(
     sites: Annotated[Optional[list[str]], typer.Argument(help="site names (default: all): gsm1 gsm3 gsm4 toolik_mat89 toolik_historic")] = None,

@@ -84,6 +84,38 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
     return run_dir
 
 
+def _stage_key(cfg: RunConfig, stage: Stage, upstream: str) -> str:
+    """What a stage's marker must hold for the stage to count as finished: the hash of the config sections it
+    depends on and the completion token of the stage before it."""
+    return hashlib.sha256((cfg.hash(*stage.depends_on) + upstream).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StageState:
+    name: str
+    state: str  # "done", "stale" (its marker is from another config or an earlier stage was redone) or "to do"
+    summary: dict | None  # the marker's summary (seconds, peak memory, results) when there is one
+    finished_at: float | None  # the marker's modification time (seconds since the epoch)
+
+
+def stage_states(cfg: RunConfig) -> list[StageState]:
+    """Which stages of this config's run are finished, without running anything: the same test as
+    ``run_stages`` applies, so "done" here is what a re-run would skip."""
+    run_dir = run_dir_for(cfg)
+    states, upstream, intact = [], "", True
+    for stage in STAGES:
+        marker = run_dir / "stages" / f"{stage.name}.json"
+        data = _read_marker(marker)
+        done = intact and data is not None and data.get("hash") == _stage_key(cfg, stage, upstream)
+        if done:
+            upstream = data.get("token", "")
+        intact = intact and done
+        state = "done" if done else ("stale" if data is not None else "to do")
+        states.append(StageState(stage.name, state, data["summary"] if data else None,
+                                 marker.stat().st_mtime if data else None))
+    return states
+
+
 def run_stages(cfg: RunConfig, until: str | None = None, console: Console | None = None) -> dict[str, dict]:
     """Run the pipeline up to and including stage ``until`` (default: all), skipping stages already finished
     with the same inputs. Earlier stages always run (or are confirmed cached) first, in order."""
@@ -103,7 +135,7 @@ def run_stages(cfg: RunConfig, until: str | None = None, console: Console | None
             if stage.name not in wanted:
                 continue
             marker = run_dir / "stages" / f"{stage.name}.json"
-            key = hashlib.sha256((cfg.hash(*stage.depends_on) + upstream).encode()).hexdigest()[:16]
+            key = _stage_key(cfg, stage, upstream)
             done = _read_marker(marker)
             if done is not None and done.get("hash") == key:
                 console.print(f"[dim]✓ {stage.name}: cached ({stage.describe})[/dim]")

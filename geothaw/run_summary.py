@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 from .features import DEPTH_LABELS
 from .scenarios import scenario_label
@@ -108,6 +112,11 @@ def print_run_summary(name: str, run_dir: Path, results: dict[str, dict], consol
         stages.add_row(stage, f"{summary.get('seconds', 0):.1f}", "" if peak is None else f"{peak:.2f}",
                        _stage_result(summary))
     console.print(stages)
+    print_headlines(run_dir, console)
+
+
+def print_headlines(run_dir: Path, console: Console) -> None:
+    """The run's headline numbers and output paths, from whatever of its files exist."""
     rows = [*holdout_lines(run_dir), *skill_lines(run_dir), *area_lines(run_dir), *output_lines(run_dir)]
     if rows:
         head = Table(title="headlines (depths 0–7 / 7–28 / 28–100 / 100–289 cm)", show_header=False)
@@ -116,3 +125,46 @@ def print_run_summary(name: str, run_dir: Path, results: dict[str, dict], consol
         for what, value in rows:
             head.add_row(what, value)
         console.print(head)
+
+
+def _training_progress(run_dir: Path) -> str:
+    """Inside an unfinished training stage: the networks whose checkpoints are written and the one a re-run
+    goes on with from its last finished epoch."""
+    ckpt = run_dir / "checkpoints"
+    finished = sorted(p.stem for p in ckpt.glob("*.pt") if not p.name.endswith(".resume.pt"))
+    resuming = sorted(p.name.removesuffix(".resume.pt") for p in ckpt.glob("*.resume.pt"))
+    parts = [f"trained: {', '.join(finished)}"] if finished else []
+    parts += [f"resumes from its last epoch: {', '.join(resuming)}"] if resuming else []
+    return "; ".join(parts)
+
+
+def print_status(cfg: RunConfig, console: Console) -> None:
+    """``geothaw status``: each stage's state (what a re-run would skip or redo), its recorded cost, and the
+    headline numbers of whatever the run has written."""
+    from datetime import datetime
+
+    from .pipeline import run_dir_for, stage_states
+
+    run_dir = run_dir_for(cfg)
+    if not (run_dir / "stages").is_dir():
+        console.print(f"run '{cfg.name}' has not started: there is no {run_dir / 'stages'}", soft_wrap=True)
+        return
+    table = Table(title=f"geothaw run '{cfg.name}' → {run_dir}")
+    for column, justify in (("stage", "left"), ("state", "left"), ("finished", "left"), ("seconds", "right"),
+                            ("peak GiB", "right"), ("result", "left")):
+        table.add_column(column, justify=justify)
+    colours = {"done": "green", "stale": "yellow", "to do": "dim"}
+    for st in stage_states(cfg):
+        summary = st.summary or {}
+        when = datetime.fromtimestamp(st.finished_at).strftime("%Y-%m-%d %H:%M") if st.finished_at else ""
+        peak = summary.get("peak_rss_gib")
+        result = _stage_result(summary) if summary else ""
+        if st.name == "train" and st.summary is None:  # killed in training: how far it got
+            result = _training_progress(run_dir)
+        table.add_row(st.name, f"[{colours[st.state]}]{st.state}[/]", when,
+                      f"{summary['seconds']:.1f}" if "seconds" in summary else "",
+                      "" if peak is None else f"{peak:.2f}", result)
+    console.print(table)
+    console.print("[dim]done: a re-run skips it; stale: its record is from another config or an earlier stage "
+                  "is redone, so a re-run redoes it[/dim]")
+    print_headlines(run_dir, console)

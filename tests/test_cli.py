@@ -15,7 +15,7 @@ runner = CliRunner()
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for cmd in ("run", "synth", "download", "train", "evaluate", "project", "maps", "validate-site"):
+    for cmd in ("run", "synth", "download", "train", "evaluate", "project", "maps", "status", "validate-site"):
         assert cmd in result.output
 
 

@@ -19,9 +19,19 @@ import xarray as xr
 TINY = Path(__file__).parent / "configs" / "tiny.yaml"
 
 
-def _cmd(runs: Path, worlds: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "geothaw", "run", "--config", str(TINY), "--set", f"output.runs_dir={runs}",
+def _cmd(runs: Path, worlds: Path, *extra: str, command: str = "run") -> list[str]:
+    return [sys.executable, "-m", "geothaw", command, "--config", str(TINY), "--set", f"output.runs_dir={runs}",
             "--set", f"data.synthetic.out_dir={worlds}", *extra]
+
+
+def _stage_states(runs: Path, worlds: Path, *extra: str) -> dict[str, str]:
+    """``geothaw status`` read back: stage → done / stale / to do."""
+    proc = subprocess.run(_cmd(runs, worlds, *extra, command="status"), capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    stage_table = proc.stdout.split("└")[0]  # the headlines table follows it
+    rows = (line.split("│") for line in stage_table.splitlines() if line.startswith("│"))
+    return {cells[1].strip(): cells[2].strip() for cells in rows if len(cells) > 3 and cells[1].strip()}
 
 
 def _digest(run_dir: Path) -> dict[str, str]:
@@ -129,6 +139,16 @@ def test_rerun_of_finished_run_does_nothing(finished_run):
     assert before == {p: p.stat().st_mtime_ns for p in run.rglob("*.tif")}
 
 
+def test_status_tells_what_a_rerun_would_skip(finished_run):
+    base, _, _, _ = finished_run
+    assert set(_stage_states(base / "runs", base / "worlds").values()) == {"done"}
+    changed = _stage_states(base / "runs", base / "worlds", "--set", "training.epochs=3")
+    assert [changed[s] for s in ("domain", "world", "inputs", "train", "report")] == ["done"] * 3 + ["stale"] * 2
+    proc = subprocess.run(_cmd(base / "runs", base / "worlds", "--set", "name=never", command="status"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "has not started" in proc.stdout
+
+
 def test_kill_9_then_resume_gives_byte_identical_outputs(finished_run, tmp_path):
     """Same seed → identical rasters, even when the run is killed with SIGKILL half-way and resumed."""
     base, ref_run, _, _ = finished_run
@@ -143,6 +163,8 @@ def test_kill_9_then_resume_gives_byte_identical_outputs(finished_run, tmp_path)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (runs / "tiny" / "stages" / "report.json").exists()
+    states = _stage_states(runs, base / "worlds")  # what a re-run will skip and redo
+    assert states["train"] == "done" and states["report"] == "to do" and list(states)[0] == "domain"
     resumed = subprocess.run(_cmd(runs, base / "worlds"), capture_output=True, text=True, timeout=1200)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "train: cached" in resumed.stdout

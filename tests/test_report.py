@@ -70,3 +70,13 @@ def test_stage_results_count_files_and_rank_the_trained_models():
              "bilstm": {"checkpoint": "checkpoints/bilstm.pt", "val_rmse": 0.468}, "peak_rss_gib": 1.0}
     assert _stage_result(train) == "validation RMSE bilstm 0.47, gru 0.52, climatology 3.90"
     assert _stage_result({"world": "data/synthetic/world-1", "land_cells": 274}) == "world=data/synthetic/world-1, land_cells=274"
+
+
+def test_training_progress_names_finished_and_resumable_networks(tmp_path):
+    from geothaw.run_summary import _training_progress
+
+    assert _training_progress(tmp_path) == ""
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("gru.pt", "climatology.pt", "bilstm.resume.pt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    assert _training_progress(tmp_path) == "trained: climatology, gru; resumes from its last epoch: bilstm"
