@@ -1,4 +1,5 @@
-"""What ``geothaw run`` prints when it ends: each stage's cost, the run's headline numbers, and where to look.
+"""What ``geothaw run`` prints when it ends (each stage's cost, the run's headline numbers, and where to look),
+and ``geothaw status`` (which stages a re-run would skip or redo).
 
 The headlines are read back from the files the stages wrote (not from the stage summaries), so a run whose
 stages were all cached prints the same numbers as the run that computed them. A file that is missing (a run
