@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from geothaw.physics import SoilProperties, solve_columns
+from geothaw.versions import cpu_model
 
 HERE = Path(__file__).resolve().parent
 TARGET_CELLS, TARGET_YEARS = 50_000, 266
@@ -85,7 +86,7 @@ def main() -> None:
     forcing_mb = 3 * args.cells * args.years * 12 * 8 / 2**20
     outputs_mb = args.cells * args.years * 12 * (4 + 4 + 1) * 4 / 2**20
     report = {
-        "machine": {"cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(), "platform": platform.platform(),
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(), "platform": platform.platform(),
                     "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
         "runs": runs,
         "peak_rss_mb": round(peak_mb, 1),
@@ -105,7 +106,7 @@ def markdown(rep: dict) -> str:
         "`.venv/bin/python benchmarks/physics_solver.py` (synthetic Alaska-like forcing, wet soils with peat, so",
         "freeze/thaw is exercised). Medians of the repeats; 26 nodes to 25 m, BDF2, Newton passes per step until each column converges (2-8).",
         "",
-        f"Machine: {m['cpu_count']} cores, numba threads {m['numba_threads']}; load average before/after "
+        f"Machine: {m['cpu_count']} cores of {m.get('cpu', 'an unrecorded CPU')}, numba threads {m['numba_threads']}; load average before/after "
         f"{m['loadavg_before']} / {m['loadavg_after']} — **measured while other jobs shared the cores**, so "
         "these are pessimistic.",
         "",

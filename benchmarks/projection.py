@@ -46,6 +46,7 @@ import numpy as np
 import xarray as xr
 
 from geothaw.scenarios import HISTORICAL_END
+from geothaw.versions import cpu_model
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ("rcp45", "rcp85")
@@ -720,7 +721,7 @@ def main() -> None:
                          "flat_memory": headline["rss_max_over_min"] <= 1 + RSS_TOLERANCE}
     report = {
         "command": " ".join([".venv/bin/python", "benchmarks/projection.py", *sys.argv[1:]]),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "torch_threads_default": torch_threads0,
                     "loadavg_start": [round(x, 2) for x in load0], "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
         "model": {"name": meta["model"], "checkpoint_given": a.checkpoint is not None, "model_spec": meta["model_spec"],
@@ -758,7 +759,7 @@ def markdown(rep: dict) -> str:
         f"from 1950–2100 forcing (24-month windows), scenarios {', '.join(h['scenarios'])}, synthetic lazy forcing "
         "generated block by block inside dask, yearly products streamed to a temporary zarr store.",
         "",
-        f"Machine: {m['cpu_count']} cores, {m['platform']}, torch {m['torch']}; load average at start/end "
+        f"Machine: {m['cpu_count']} cores of {m.get('cpu', 'an unrecorded CPU')}, {m['platform']}, torch {m['torch']}; load average at start/end "
         f"{m['loadavg_start']} / {m['loadavg_end']}"
         + (" — **other jobs shared the cores**, so absolute numbers are pessimistic." if m["loadavg_start"][0] > 1.0
            else " (the machine was otherwise idle at the start)."),

@@ -22,6 +22,7 @@ import pandas as pd
 from geothaw.errors import InputDataError
 from geothaw.io.sites import GOLDSTREAM_SITES, default_data_dir, list_sites
 from geothaw.validation import PHYSICS, find_checkpoints, gipl_crosscheck, results_table, validate_sites
+from geothaw.versions import cpu_model
 
 HERE = Path(__file__).parent
 TARGET_RMSE = 2.0
@@ -89,7 +90,7 @@ def main() -> None:
         "sites": sorted(set(scores["site"])),
         "models": models,
         "seconds": {"sites": round(t_sites, 1), "gipl": round(t_gipl, 1)},
-        "machine": platform.platform(),
+        "machine": f"{platform.platform()}, {cpu_model()}",
         "scores": json.loads(scores.to_json(orient="records")),
         "layer_status": {f"{s}/{l}": v for (s, l), v in status.items()},
         "best_model_goldstream_l1_3": best,

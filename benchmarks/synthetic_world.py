@@ -24,6 +24,7 @@ import xarray as xr
 from geothaw.config import load_config
 from geothaw.synthetic import world as W
 from geothaw.synthetic.era5_format import ERA5_FIELDS, write_era5_year
+from geothaw.versions import cpu_model
 from geothaw.synthetic.gcm import build_gcm
 from geothaw.synthetic.plausibility import world_plausibility
 from geothaw.synthetic.statics import build_statics
@@ -45,7 +46,7 @@ def main() -> None:
     overrides = [f"data.synthetic.dt_days={a.dt_days}"] if a.dt_days else []
     cfg = load_config(None, overrides)
     load0 = os.getloadavg()
-    res: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_start": load0},
+    res: dict = {"machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_start": load0},
                  "config": {"grid": "0.1 deg", "period": [cfg.period.start_year, cfg.period.end_year,
                                                           cfg.period.projection_end_year],
                             "spinup_years": cfg.data.synthetic.spinup_years, "dt_days": cfg.data.synthetic.dt_days,

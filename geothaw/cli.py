@@ -62,9 +62,9 @@ def _version_cb(value: bool) -> None:
 
 def _show_versions_cb(value: bool) -> None:
     if value:
-        from .versions import collect_versions
+        from .versions import collect_versions, machine_info
 
-        for k, v in collect_versions().items():
+        for k, v in {**collect_versions(), **machine_info()}.items():
             out.print(f"{k:>12}: {v}")
         raise typer.Exit()
 

@@ -71,7 +71,7 @@ def run_dir_for(cfg: RunConfig) -> Path:
 
 
 def prepare_run_dir(cfg: RunConfig) -> Path:
-    from .versions import collect_versions
+    from .versions import collect_versions, machine_info
 
     run_dir = run_dir_for(cfg)
     try:
@@ -80,7 +80,7 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
     except PermissionError:
         raise ConfigError(f"output directory {run_dir} is not writable") from None
     write_text_atomic(run_dir / "versions.json", json.dumps({**collect_versions(), "seed": cfg.seed,
-                                                             "config_hash": cfg.hash()}, indent=2))
+                                                             "config_hash": cfg.hash(), "machine": machine_info()}, indent=2))
     return run_dir
 
 

@@ -84,7 +84,7 @@ def _section_area(run_dir: Path) -> list[str]:
             markdown_table(area_table(pd.read_csv(path))), ""]
 
 
-def _section_cost(stages: dict[str, dict]) -> list[str]:
+def _section_cost(stages: dict[str, dict], machine: dict | None = None) -> list[str]:
     """Wall time and the main process's peak memory of each stage, as recorded when the stage ran (a cached
     stage keeps the figures of the invocation that ran it)."""
     rows = [{"stage": name, "seconds": f"{s['seconds']:,.1f}",
@@ -95,8 +95,10 @@ def _section_cost(stages: dict[str, dict]) -> list[str]:
     total = sum(s["seconds"] for s in stages.values() if "seconds" in s)
     rows.append({"stage": "**total**", "seconds": f"**{total:,.1f}** ({total / 60:.1f} min)",
                  "peak RSS, main process (GiB)": f"{max(s.get('peak_rss_gib', 0.0) for s in stages.values()):.2f}"})
-    return ["## Run cost", "", "Per stage, when it ran (a stage cached from an earlier invocation keeps that invocation's figures). Worker processes (world build, training, a dask cluster) "
-            "have their own memory, not counted here.", "", markdown_table(pd.DataFrame(rows)), ""]
+    where = (f" The latest invocation ran on {machine['cores']} cores of {machine['cpu']}." if machine else "")
+    return ["## Run cost", "", "Per stage, when it ran (a stage cached from an earlier invocation keeps that invocation's "
+            "figures). Worker processes (world build, training, a dask cluster) have their own memory, not counted "
+            f"here.{where}", "", markdown_table(pd.DataFrame(rows)), ""]
 
 
 def _image(run_dir: Path, rel: str, caption: str) -> list[str]:
@@ -136,7 +138,8 @@ def build_markdown(ctx) -> str:
         for png in sorted((run_dir / "maps" / scen).glob("*.png")):
             if png.name.startswith(("magt_", "first_")) or "_d3_2071-2100" in png.name:
                 lines += _image(run_dir, str(png.relative_to(run_dir)), png.stem.replace("_", " "))
-    lines += _section_cost(stages)
+    versions = run_dir / "versions.json"
+    lines += _section_cost(stages, json.loads(versions.read_text()).get("machine") if versions.exists() else None)
     lines += ["## Outputs", "",
               "- `products/<gcm>_<scenario>.nc`, `products/ensemble_<scenario>.nc`: CF-1.8 NetCDF, dims (year, depth, latitude, longitude)",
               "- `rasters/<scenario>/*.tif`: Cloud-Optimized GeoTIFFs in EPSG:3338 (bands = years); `rasters/<scenario>/eras/`",

@@ -28,6 +28,9 @@ def test_show_versions_names_gdal_and_proj():
     result = runner.invoke(app, ["--show-versions"])
     assert result.exit_code == 0
     assert "GDAL" in result.output and "PROJ" in result.output and "torch" in result.output
+    from geothaw.versions import cpu_model
+
+    assert f"cpu: {cpu_model()}" in result.output and cpu_model() != "unknown"  # timings mean little without it
 
 
 def test_bad_config_is_one_line_and_nonzero(tmp_path):

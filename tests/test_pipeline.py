@@ -102,6 +102,8 @@ def test_run_writes_every_product(finished_run):
         assert 0.05 < peak < 4, (marker.name, peak)
     cost = report.split("## Run cost", 1)[1].split("\n## ", 1)[0]
     assert cost.index("| world |") < cost.index("| project |") < cost.index("| maps |")  # pipeline order
+    machine = json.loads((run / "versions.json").read_text())["machine"]
+    assert f"ran on {machine['cores']} cores of {machine['cpu']}." in cost
 
 
 def test_run_ends_with_headlines_read_from_its_files(finished_run):

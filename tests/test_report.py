@@ -48,6 +48,8 @@ def test_run_cost_ends_with_the_total():
     text = "\n".join(_section_cost({"world": {"seconds": 60.0, "peak_rss_gib": 1.0},
                                     "train": {"seconds": 120.5, "peak_rss_gib": 2.5}}))
     assert "| **total** | **180.5** (3.0 min) | 2.50 |" in text
+    where = "\n".join(_section_cost({"world": {"seconds": 60.0}}, {"cpu": "Some CPU 9000", "cores": 2}))
+    assert "ran on 2 cores of Some CPU 9000." in where
 
 
 def test_area_table_names_the_layers_and_gives_the_land_share():
