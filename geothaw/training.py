@@ -283,6 +283,9 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
                                history, device, ema)
         if bad >= cfg.training.patience:
             break
+    if task is not None and len(history) < cfg.training.epochs:  # stopped early: end the bar there, not at its ETA
+        progress.update(task, total=len(history) * n_batches,
+                        description=f"{model.name} stopped at ep {len(history)}, best ep {best_epoch} val {best:.4f}")
     if best_state is not None:
         model.load_state_dict(best_state)
     return {"best_epoch": best_epoch, "epochs_run": len(history), "val_loss": best, "history": history}

@@ -256,3 +256,13 @@ def test_shuffled_batches_are_the_batches_dataloader_gives():
         for a, b in zip(ours, theirs):
             assert all(torch.equal(u, v) for u, v in zip(a, b))
     assert torch.equal(ours_gen.get_state(), theirs_gen.get_state())
+
+
+def test_an_early_stop_finishes_the_progress_bar(prepared, tmp_path):
+    # a learning rate this small leaves the validation loss where it was: patience 1 stops at epoch 2 of 5
+    cfg = tiny_config(epochs=5, patience=1, learning_rate=1e-12, ema_epochs=0.0)
+    with Progress(disable=True) as progress:
+        res = train_model(cfg, None, "gru", tmp_path, progress, prepared=prepared)
+        (task,) = progress.tasks
+    assert res.metrics["epochs_run"] == 2 and res.metrics["best_epoch"] == 1
+    assert task.finished and task.completed == task.total and "stopped at ep 2, best ep 1" in task.description
