@@ -29,10 +29,24 @@ def save_figure(fig, path: str | Path, dpi: int = 130) -> Path:
     return Path(path)
 
 
+SOURCE_LINE_CHARS = 100  # about the map frame's width at 7 pt: longer lines ran under the colour bar
+
+
+def source_lines(extra: str = "", width: int = SOURCE_LINE_CHARS) -> str:
+    """The provenance text, broken between its " · " parts into lines of at most ``width`` characters."""
+    parts = [*SOURCE_LINE.split(" · "), "projection EPSG:3338", *(extra.split(" · ") if extra else [])]
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 def add_source_line(ax, extra: str = "") -> None:
-    """Small provenance line under the map frame."""
-    text = SOURCE_LINE + " · projection EPSG:3338" + (f" · {extra}" if extra else "")
-    ax.annotate(text, xy=(0.0, -0.015), xycoords="axes fraction", va="top", fontsize=7, color="0.4")
+    """Small provenance lines under the map frame, kept to its width."""
+    ax.annotate(source_lines(extra), xy=(0.0, -0.015), xycoords="axes fraction", va="top", fontsize=7, color="0.4")
 
 
 def plot_domain(domain: Domain, path: str | Path) -> Path:
@@ -113,7 +127,7 @@ def plot_first_exceedance(first_year, path: str | Path, *, title: str, source: s
     vmin, vmax = (float(years.min()), float(years.max())) if years.size else (2000.0, 2100.0)
     mesh = _mesh(ax, first_year, cmap="plasma_r", vmin=vmin, vmax=max(vmax, vmin + 1))
     cbar = fig.colorbar(mesh, ax=ax, shrink=0.75)
-    cbar.set_label("first year with lasting MAGT > 0 °C (10-yr running mean)")
+    cbar.set_label("first year with lasting MAGT > 0 °C\n(10-year running mean)")
     ax.set_title(title + f"  ({int(valid.sum()):,} cells cross 0 °C)", fontsize=11)
     add_source_line(ax, " · ".join(filter(None, [source, "uncoloured land: no lasting exceedance"])))
     return save_figure(fig, path)

@@ -69,3 +69,13 @@ def test_overview_share_of_land_is_the_area_csv_fraction(eras):
     magt = e["magt"].isel(era=0, depth=2)
     by_count = float((magt > 0).sum() / magt.notnull().sum())
     assert land_share_above_zero(e, 2)[str(e["era"].values[0])] > by_count + 0.005
+
+
+def test_source_line_is_kept_to_the_map_frame():
+    from geothaw.maps import SOURCE_LINE, source_lines
+
+    extra = "model bilstm · synthetic Alaska · GCM ensemble mean · uncoloured land: no lasting exceedance"
+    text = source_lines(extra, width=100)
+    assert all(len(line) <= 100 for line in text.splitlines()) and len(text.splitlines()) == 2
+    assert text.replace("\n", " · ") == f"{SOURCE_LINE} · projection EPSG:3338 · {extra}"  # nothing lost or reordered
+    assert source_lines() == f"{SOURCE_LINE} · projection EPSG:3338"
