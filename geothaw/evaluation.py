@@ -365,6 +365,24 @@ def score_projection(pred: dict[str, xr.Dataset], truth: dict[str, xr.Dataset], 
     return pd.DataFrame(rows, columns=["scenario", "era", "depth", "metric", "value"])
 
 
+def scenario_predictions(loaded, forcing: dict[str, xr.Dataset], years, *, batch_size: int = 4096,
+                         rows_per_chunk: int = 16) -> dict[str, xr.Dataset]:
+    """A loaded checkpoint's monthly ``stl1..stl4`` under each scenario's forcing (see ``projection_skill``),
+    ``rows_per_chunk`` latitude rows at a time."""
+    from .training import predict
+
+    pred = {}
+    for scen, fds in forcing.items():
+        parts = []
+        for i in range(0, fds.sizes["latitude"], rows_per_chunk):
+            chunk = fds.isel(latitude=slice(i, i + rows_per_chunk))
+            inputs = make_inputs(chunk, years, loaded.features, scenario=scen)
+            y_hat = predict(loaded.model, loaded.features, inputs, batch_size)
+            parts.append(predictions_to_dataset(y_hat, inputs, chunk, years))
+        pred[scen] = xr.concat(parts, dim="latitude")
+    return pred
+
+
 def projection_skill(checkpoints: list[str | Path], forcing: dict[str, xr.Dataset], truth: dict[str, xr.Dataset],
                      years=range(2006, 2101), *, batch_size: int = 4096, rows_per_chunk: int = 16,
                      eras: dict[str, tuple[int, int]] = ERAS, divergence_era: str = "2071-2100") -> pd.DataFrame:
@@ -376,20 +394,12 @@ def projection_skill(checkpoints: list[str | Path], forcing: dict[str, xr.Datase
     gives the comparison of both options; the ``scenario_signal`` column tells them apart. Latitude rows are
     processed in chunks of ``rows_per_chunk`` to bound memory.
     """
-    from .training import load_checkpoint, predict
+    from .training import load_checkpoint
 
     frames = []
     for ck in checkpoints:
         loaded = load_checkpoint(ck)
-        pred = {}
-        for scen, fds in forcing.items():
-            parts = []
-            for i in range(0, fds.sizes["latitude"], rows_per_chunk):
-                chunk = fds.isel(latitude=slice(i, i + rows_per_chunk))
-                inputs = make_inputs(chunk, years, loaded.features, scenario=scen)
-                y_hat = predict(loaded.model, loaded.features, inputs, batch_size)
-                parts.append(predictions_to_dataset(y_hat, inputs, chunk, years))
-            pred[scen] = xr.concat(parts, dim="latitude")
+        pred = scenario_predictions(loaded, forcing, years, batch_size=batch_size, rows_per_chunk=rows_per_chunk)
         df = score_projection(pred, truth, eras=eras, divergence_era=divergence_era)
         df.insert(0, "scenario_signal", loaded.features.scenario_signal)
         df.insert(0, "model", loaded.meta["model"])

@@ -449,14 +449,11 @@ def ensemble_products(members: list[xr.Dataset]) -> xr.Dataset:
     return out.drop_vars(drop)
 
 
-def stage_skill(ctx: Context) -> dict:
-    """Projection skill on the synthetic world: best model on bias-free scenario forcing vs the physics truth."""
-    if not ctx.synthetic:
-        return {"skipped": "no physics truth for real data"}
-    from .evaluation import projection_skill
-
+def skill_inputs(ctx: Context) -> tuple[dict[str, xr.Dataset], dict[str, xr.Dataset], range]:
+    """What the projection skill is scored on (synthetic world only): per scenario the bias-free forcing
+    (historical record, then the scenario's) with the statics, the physics truth, both on the skill's lattice
+    (every ``projection.skill_stride``-th row and column), and the years scored."""
     cfg = ctx.cfg
-    best = json.loads((ctx.run_dir / "best_model.json").read_text())["model"]
     w = ctx.world()
     s = cfg.projection.skill_stride
     rec = ctx.record().isel(latitude=slice(None, None, s), longitude=slice(None, None, s))
@@ -468,10 +465,20 @@ def stage_skill(ctx: Context) -> dict:
         forcing[scen] = xr.merge([xr.concat([hist, tr[["t2m", "tp"]]], dim="time"), statics],
                                  compat="override", join="left").load()
         truth[scen] = tr[["stl1", "stl2", "stl3", "stl4"]].load()
-    table = projection_skill([ctx.run_dir / "checkpoints" / f"{best}.pt"], forcing, truth,
-                             years=range(HIST_END + 1, cfg.period.projection_end_year + 1))
+    return forcing, truth, range(HIST_END + 1, cfg.period.projection_end_year + 1)
+
+
+def stage_skill(ctx: Context) -> dict:
+    """Projection skill on the synthetic world: best model on bias-free scenario forcing vs the physics truth."""
+    if not ctx.synthetic:
+        return {"skipped": "no physics truth for real data"}
+    from .evaluation import projection_skill
+
+    best = json.loads((ctx.run_dir / "best_model.json").read_text())["model"]
+    forcing, truth, years = skill_inputs(ctx)
+    table = projection_skill([ctx.run_dir / "checkpoints" / f"{best}.pt"], forcing, truth, years=years)
     table.to_csv(ctx.path("evaluation", "projection_skill.csv"), index=False)
-    return {"rows": len(table), "model": best, "cells_stride": s}
+    return {"rows": len(table), "model": best, "cells_stride": ctx.cfg.projection.skill_stride}
 
 
 def _write_cog_then_trim(da: xr.DataArray, path: Path, **kwargs) -> Path:
