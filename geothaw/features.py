@@ -246,6 +246,11 @@ def scenario_signal(t2m: np.ndarray, year0: int, spec: FeatureSpec, scenario: st
 
 
 # ---- the main entry: chunk of cells × months → model tensors ----------------------------------------
+def latitude_bands(spec: FeatureSpec, latitude: np.ndarray) -> np.ndarray:
+    """The latitude-band index of each latitude (the embedding's input), clipped to the configured bands."""
+    return np.clip(np.searchsorted(np.asarray(spec.band_edges), latitude, side="right") - 1, 0, spec.n_bands - 1)
+
+
 def make_inputs(chunk_ds: xr.Dataset, years, spec: FeatureSpec, *, scenario: str = "historical",
                 cells: tuple[np.ndarray, np.ndarray] | None = None, with_target: bool = False,
                 normalize: bool = True) -> dict[str, np.ndarray]:
@@ -320,7 +325,7 @@ def make_inputs(chunk_ds: xr.Dataset, years, spec: FeatureSpec, *, scenario: str
                 raise InputDataError(f"static variable '{name}' (used in training) is missing from the dataset")
             static_cols.append(_static_vector(ds, name, rows, cols, spec))
     static_c = np.stack(static_cols, axis=-1) if static_cols else np.zeros((n_cells, 0), "float32")
-    band_c = np.clip(np.searchsorted(np.asarray(spec.band_edges), lat_vals, side="right") - 1, 0, spec.n_bands - 1)
+    band_c = latitude_bands(spec, lat_vals)
 
     rep = lambda a: np.repeat(a, years.size, axis=0)  # noqa: E731 - cell-major expansion to samples
     out = {

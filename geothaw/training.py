@@ -34,7 +34,7 @@ import xarray as xr
 from .config import drop_unset_training_seed
 from .cpus import available_cpus
 from .errors import CheckpointError, ConfigError, InputDataError
-from .features import TARGETS, FeatureSpec, make_inputs, prepare
+from .features import TARGETS, FeatureSpec, latitude_bands, make_inputs, prepare
 from .io.atomic import atomic_path, write_text_atomic
 from .models import build_model, get_model_class
 from .models.base import BaseModel, ModelSpec
@@ -55,6 +55,7 @@ class PreparedData:
     split: "Split"  # noqa: F821 - geothaw.evaluation.Split
     train_cells: tuple[np.ndarray, np.ndarray]
     val_cells: tuple[np.ndarray, np.ndarray]
+    cell_means: dict[str, np.ndarray] | None = None  # per-cell training-period climatology (see climatology_samples)
     _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def fingerprint(self) -> str:
@@ -169,7 +170,26 @@ def prepare_training_data(cfg, dataset: xr.Dataset) -> PreparedData:
         raise InputDataError("no complete training/validation samples (check targets stl1..stl4 and forcing for NaN)")
     spec.fit_normalization(raw_tr)  # training cells and years only: no hold-out statistics leak in
     return PreparedData(spec, spec.normalize(raw_tr), spec.normalize(raw_va), split,
-                        (rows[~is_val], cols[~is_val]), (rows[is_val], cols[is_val]))
+                        (rows[~is_val], cols[~is_val]), (rows[is_val], cols[is_val]),
+                        cell_means=climatology_samples(ds, split, spec))
+
+
+def climatology_samples(ds: xr.Dataset, split, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """One normalised sample per land cell outside the held-out blocks: the cell's monthly mean of each layer
+    over the training years. The climatology baseline fits on these, so it knows every cell the time hold-out
+    scores, not only the few thousand whose windows were sampled for the networks (the others fell back to
+    their latitude band's mean: an easier baseline to beat than a cell's own climatology). Only training
+    years enter, and no held-out block."""
+    rows, cols = split.train_cells()
+    in_training = np.isin(ds["time"].dt.year.values, split.train_years)
+    targets = ds[list(TARGETS)].isel(time=np.flatnonzero(in_training))
+    means = targets.groupby("time.month").mean("time").transpose("month", "latitude", "longitude")
+    table = np.stack([means[v].values[:, rows, cols] for v in TARGETS], axis=-1).transpose(1, 0, 2)  # cells, 12, 4
+    ok = np.isfinite(table).all(axis=(1, 2))
+    lat = ds["latitude"].values[rows[ok]].astype("float32")
+    lon = ds["longitude"].values[cols[ok]].astype("float32")
+    return spec.normalize({"target": table[ok].astype("float32"), "coords": np.stack([lat, lon], axis=-1),
+                           "band": latitude_bands(spec, lat).astype("int64")})
 
 
 # ---- prediction ------------------------------------------------------------------------------------
@@ -363,7 +383,9 @@ def _val_loss(model: torch.nn.Module, va: dict[str, torch.Tensor], loss_fn) -> f
 def training_key(cfg, model_name: str, data: PreparedData) -> str:
     """What a checkpoint's training depended on: the model name, the samples and the config slice."""
     slice_ = json.dumps(_config_slice(cfg), sort_keys=True, default=str)
-    return hashlib.sha256(f"{model_name}|{data.fingerprint()}|{slice_}".encode()).hexdigest()[:16]
+    # a baseline fitted on every training cell's climatology is not the one fitted on the sampled windows
+    fitted_on = "|cell-means" if getattr(get_model_class(model_name), "fits_cell_means", False) else ""
+    return hashlib.sha256(f"{model_name}|{data.fingerprint()}|{slice_}{fitted_on}".encode()).hexdigest()[:16]
 
 
 def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str | Path, progress=None, *,
@@ -385,8 +407,9 @@ def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str |
     t0 = time.perf_counter()
     with torch_runtime(cfg.training_seed(), cfg.training.num_threads, device) as gen:
         model = cls(mspec)  # initialised on the CPU: the same starting weights on any device
+        fit_on = data.cell_means if cls.kind == "baseline" and cls.fits_cell_means and data.cell_means else data.train
         if cls.kind == "baseline":
-            model.fit(data.train)
+            model.fit(fit_on)
             fit_info: dict = {}
         else:
             model.to(device)
@@ -398,7 +421,7 @@ def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str |
         **{k: v for k, v in fit_info.items() if k != "history"},
         "val_rmse_by_depth": dict(zip(TARGETS, _rmse_by_depth(val_true, val_pred))),
         "train_seconds": round(time.perf_counter() - t0, 3),
-        "n_train_samples": int(len(data.train["band"])),
+        "n_train_samples": int(len(fit_on["band"])),
         "n_val_samples": int(len(data.val["band"])),
         "device": device.type,
     }

@@ -266,3 +266,22 @@ def test_an_early_stop_finishes_the_progress_bar(prepared, tmp_path):
         (task,) = progress.tasks
     assert res.metrics["epochs_run"] == 2 and res.metrics["best_epoch"] == 1
     assert task.finished and task.completed == task.total and "stopped at ep 2, best ep 1" in task.description
+
+
+def test_climatology_knows_every_training_cell_not_only_the_sampled_ones(toy, tmp_path):
+    from geothaw.features import TARGETS, make_inputs, prepare
+
+    cfg = tiny_config(max_train_cells=4)
+    data = prepare_training_data(cfg, toy)
+    rows, cols = data.split.train_cells()
+    assert rows.size > 10 and len(np.unique(data.train["coords"], axis=0)) <= 4  # most cells unsampled
+    loaded = load_checkpoint(train_model(cfg, None, "climatology", tmp_path, prepared=data).checkpoint)
+    ds = prepare(toy)
+    raw = make_inputs(ds, data.split.holdout_years, loaded.features, cells=(rows, cols), with_target=True,
+                      normalize=False)
+    pred = predict(loaded.model, loaded.features, loaded.features.normalize(raw))
+    in_training = np.isin(ds["time"].dt.year.values, data.split.train_years)
+    own = ds[list(TARGETS)].isel(time=np.flatnonzero(in_training)).groupby("time.month").mean()
+    expected = np.stack([own[v].transpose("month", "latitude", "longitude").values[:, raw["row"], raw["col"]]
+                         for v in TARGETS], axis=-1).transpose(1, 0, 2)
+    np.testing.assert_allclose(pred, expected, atol=2e-3)  # each cell's own training-period monthly means

@@ -1,7 +1,9 @@
 """Closed-form baselines behind the same ``forward(batch) -> {"y_hat"}`` contract as the sequence models.
 
-* ``climatology``: per-cell monthly mean of the training targets per depth; cells never seen in training
-  (spatial hold-out) fall back to their latitude band's monthly mean, so it never uses held-out targets.
+* ``climatology``: per-cell monthly mean of the training period per depth, fitted (in training) on one sample per
+  cell outside the held-out blocks (``training.climatology_samples``); cells it has not seen (the spatial
+  hold-out) fall back to their latitude band's monthly mean, so it never uses held-out targets. Its validation
+  score is in-sample (the validation cells' training years are in its table); it is never a best-model candidate.
 * ``linear``: ridge regression from the flattened window + statics + band one-hot to the 48 outputs.
 
 Both keep their fitted state in buffers, so they checkpoint as a plain ``state_dict`` like the others.
@@ -26,6 +28,7 @@ def cell_keys(coords: Tensor) -> Tensor:
 
 class _Baseline(nn.Module):
     kind = "baseline"
+    fits_cell_means = False  # fitted on one climatology sample per training cell instead of the sampled windows
     bidirectional = False
     uses_static = True
     module_parts: tuple[str, ...] = ()
@@ -46,6 +49,7 @@ class _Baseline(nn.Module):
 
 @register("climatology")
 class Climatology(_Baseline):
+    fits_cell_means = True
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         self.register_buffer("keys", torch.zeros(0, dtype=torch.long))
