@@ -50,6 +50,7 @@ class _Baseline(nn.Module):
 @register("climatology")
 class Climatology(_Baseline):
     fits_cell_means = True
+
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         self.register_buffer("keys", torch.zeros(0, dtype=torch.long))
