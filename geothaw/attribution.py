@@ -37,7 +37,8 @@ def permutation_importance(model, features: FeatureSpec, batch: dict[str, np.nda
 
     ``batch`` is a *normalised* ``make_inputs`` batch that includes ``target`` (e.g. a hold-out set).
     Returns one row per feature: ``feature``, ``group``, ``rmse_increase`` (mean over depths and repeats),
-    ``rmse_increase_std`` (sample standard deviation over repeats; NaN from a single repeat) and ``rmse_increase_<depth>``; sorted by importance.
+    ``rmse_increase_std`` (sample standard deviation over repeats; NaN from a single repeat) and
+    ``rmse_increase_<depth>``; sorted by importance.
     """
     from .training import predict
 

@@ -174,5 +174,5 @@ def plot_overview(eras_by_scenario: dict, path: str | Path, *, depth_index: int 
     fig.suptitle(f"Ground projected above 0 °C (era-mean MAGT, {DEPTH_LABELS[depth_index]})", fontsize=12, y=0.98)
     fig.legend(handles=[Patch(color="#d7301f", label="MAGT > 0 °C"), Patch(color="#4a7fb5", label="MAGT ≤ 0 °C")],
                loc="lower right", ncol=2, fontsize=9, bbox_to_anchor=(0.99, 0.0))
-    fig.text(0.01, 0.02, SOURCE_LINE + " · projection EPSG:3338" + (f" · {source}" if source else ""), fontsize=6, color="0.4")
+    fig.text(0.01, 0.02, source_lines(source, width=200), fontsize=6, color="0.4")  # the whole figure's width
     return save_figure(fig, path)

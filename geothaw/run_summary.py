@@ -103,11 +103,17 @@ def _stage_result(summary: dict) -> str:
     return text[:110] + ("…" if len(text) > 110 else "")
 
 
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    """A stage table; its numeric columns right-aligned."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("seconds", "peak GiB") else "left")
+    return table
+
+
 def print_run_summary(name: str, run_dir: Path, results: dict[str, dict], console: Console, seconds: float) -> None:
     """The stage table, then the headline numbers and the paths a user opens next."""
-    stages = Table(title=f"geothaw run '{name}' → {run_dir}  ({seconds:.0f} s)", show_lines=False)
-    for column, justify in (("stage", "left"), ("seconds", "right"), ("peak GiB", "right"), ("result", "left")):
-        stages.add_column(column, justify=justify)
+    stages = _table(f"geothaw run '{name}' → {run_dir}  ({seconds:.0f} s)", ("stage", "seconds", "peak GiB", "result"))
     for stage, summary in results.items():
         peak = summary.get("peak_rss_gib")
         stages.add_row(stage, f"{summary.get('seconds', 0):.1f}", "" if peak is None else f"{peak:.2f}",
@@ -150,10 +156,8 @@ def print_status(cfg: RunConfig, console: Console) -> None:
     if not (run_dir / "stages").is_dir():
         console.print(f"run '{cfg.name}' has not started: there is no {run_dir / 'stages'}", soft_wrap=True)
         return
-    table = Table(title=f"geothaw run '{cfg.name}' → {run_dir}")
-    for column, justify in (("stage", "left"), ("state", "left"), ("finished", "left"), ("seconds", "right"),
-                            ("peak GiB", "right"), ("result", "left")):
-        table.add_column(column, justify=justify)
+    table = _table(f"geothaw run '{cfg.name}' → {run_dir}",
+                   ("stage", "state", "finished", "seconds", "peak GiB", "result"))
     colours = {"done": "green", "stale": "yellow", "to do": "dim"}
     for st in stage_states(cfg):
         summary = st.summary or {}
