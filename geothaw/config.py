@@ -131,8 +131,6 @@ class TrainingConfig(_Strict):
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout between layers")
     ridge_alpha: float = Field(1.0, gt=0, description="ridge penalty of the linear baseline (and of the networks' ridge-fitted linear path)")
     linear_path: Literal["joint", "ridge"] = Field("ridge", description="the networks' linear response path: fitted first by ridge regression and frozen, so the network learns only the remainder and extrapolates the warming like ridge (ridge), or trained jointly with the network (joint, which under-warmed late-century RCP8.5; docs/results.md §5f)")
-    linear_per_band: bool = Field(False, description="one linear response path per latitude band (`domain.band_edges`) instead of one for the domain, so cold and warm regions may respond to warming with different sensitivities (docs/results.md §9k)")
-    linear_band_shrinkage: float = Field(0.0, ge=0, description="with `linear_per_band`, how strongly each band's ridge fit is pulled toward the whole domain's (a penalty on their difference, in units of normalised samples; 0 = each band on its own)")
     patience: PosInt = Field(5, description="epochs without validation improvement before stopping")
     ema_epochs: float = Field(1.0, ge=0, description="validate and keep an exponential moving average of the weights over about this many epochs of steps (0 = the raw weights; 1 gave 2-6 % lower hold-out errors on the 0.5° proxy, docs/results.md §5i)")
     max_train_cells: PosInt = Field(4000, description="cells sampled for training (bounds memory)")

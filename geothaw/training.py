@@ -247,7 +247,7 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
     keys = list(tr)
     n_batches = -(-len(tr[keys[0]]) // cfg.training.batch_size)
     if cfg.training.linear_path == "ridge" and hasattr(model, "linear_response"):
-        fit_linear_path(model, data.train, cfg.training.ridge_alpha, band_shrinkage=cfg.training.linear_band_shrinkage)
+        fit_linear_path(model, data.train, cfg.training.ridge_alpha)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.training.learning_rate)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, cfg.training.patience // 2))
     ema = _weight_average(model, cfg.training.ema_epochs, n_batches)
@@ -311,41 +311,25 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
     return {"best_epoch": best_epoch, "epochs_run": len(history), "val_loss": best, "history": history}
 
 
-def fit_linear_path(model: BaseModel, train: dict[str, np.ndarray], alpha: float, rows: int = 16384,
-                    band_shrinkage: float = 0.0) -> None:
+def fit_linear_path(model: BaseModel, train: dict[str, np.ndarray], alpha: float, rows: int = 16384) -> None:
     """Set the model's linear response path to the ridge solution on the training samples and freeze it.
 
     Trained jointly, the network takes over part of the response to warmer air inside the training climate and
     then saturates beyond it, so the models under-warmed late-century RCP8.5 (docs/results.md §5f). Fitted
     first, the linear path carries the whole linear response, as the ridge baseline does (which extrapolates
     the warming well), and the network learns only the nonlinear remainder; its output layer starts at zero, so
-    training starts from the ridge model rather than from ridge plus noise. A path with one map per latitude
-    band gets one ridge fit per band, pulled toward the domain's by ``band_shrinkage``; a band with fewer training samples than the design has columns keeps the
-    whole domain's fit. Normal equations are accumulated ``rows`` samples at a time, so memory does not grow
-    with the sample count.
+    training starts from the ridge model rather than from ridge plus noise. Normal equations are accumulated
+    ``rows`` samples at a time, so memory does not grow with the sample count.
     """
-    dyn, static, target, band = train["dynamic"], train["static"], train["target"], train.get("band")
-    width = dyn[0].size + static.shape[1]
-
-    def blocks(k: int | None):
-        for i in range(0, len(target), rows):
-            p = slice(i, i + rows) if k is None else np.flatnonzero(band[i:i + rows] == k) + i
-            if k is not None and p.size == 0:
-                continue
-            yield (np.concatenate([dyn[p].reshape(len(dyn[p]), -1), static[p]], axis=1),
-                   target[p].reshape(len(target[p]), -1))
-
-    weight, bias = ridge_solution(blocks(None), alpha)  # [width, 48], [48]
-    lin = model.linear_response
-    weights, biases = [weight] * lin.n_bands, [bias] * lin.n_bands
-    if lin.n_bands > 1:
-        for k in range(lin.n_bands):
-            if np.count_nonzero(band == k) >= width:
-                weights[k], biases[k] = ridge_solution(blocks(k), alpha, prior=(weight, band_shrinkage))
+    dyn, static, target = train["dynamic"], train["static"], train["target"]
+    blocks = ((np.concatenate([dyn[p].reshape(len(dyn[p]), -1), static[p]], axis=1),
+               target[p].reshape(len(target[p]), -1)) for p in (slice(i, i + rows) for i in range(0, len(target), rows)))
+    weight, bias = ridge_solution(blocks, alpha)
+    proj = model.linear_response.proj
     with torch.no_grad():
-        lin.proj.weight.copy_(torch.as_tensor(np.concatenate(weights, axis=1).T, dtype=lin.proj.weight.dtype))
-        lin.proj.bias.copy_(torch.as_tensor(np.concatenate(biases), dtype=lin.proj.bias.dtype))
-    lin.requires_grad_(False)
+        proj.weight.copy_(torch.as_tensor(weight.T, dtype=proj.weight.dtype))
+        proj.bias.copy_(torch.as_tensor(bias, dtype=proj.bias.dtype))
+    model.linear_response.requires_grad_(False)
     last = model.head.net[-1]  # start as the ridge model: the network's share begins at zero, not at noise
     with torch.no_grad():
         last.weight.zero_()

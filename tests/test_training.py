@@ -240,48 +240,6 @@ def test_ridge_linear_path_is_fitted_first_and_stays_frozen(prepared, tmp_path):
     assert np.mean(list(res.metrics["val_rmse_by_depth"].values())) <= 1.01 * lin_rmse.mean()
 
 
-def test_linear_path_per_band_fits_each_band_and_falls_back_where_a_band_is_thin(prepared):
-    import geothaw.training as T
-    from geothaw.models import build_model
-    from geothaw.models.base import ModelSpec
-
-    cfg = tiny_config(linear_per_band=True)
-    spec = ModelSpec.from_config(cfg, prepared.spec)
-    assert spec.linear_per_band and spec.n_bands > 2
-    # The toy's training samples twice, the copy jittered: two of its three bands then have more samples than
-    # the design has columns, the third not.
-    rng = np.random.default_rng(1)
-    train = {k: np.concatenate([prepared.train[k], prepared.train[k]]) for k in ("dynamic", "static", "band")}
-    half = len(prepared.train["band"])
-    for k in ("dynamic", "static"):
-        train[k][half:] += rng.normal(scale=0.1, size=train[k][half:].shape).astype("float32")
-    band = train["band"]
-    x = np.concatenate([train["dynamic"].reshape(len(band), -1), train["static"]], axis=1)
-    counts = np.bincount(band, minlength=spec.n_bands)
-    fitted_bands = np.flatnonzero(counts >= x.shape[1])
-    assert fitted_bands.size == 2
-    # A different exactly linear response in every band: one map for the domain cannot reproduce it, one per band
-    # does, each sample taking its own band's map.
-    w_true = rng.normal(size=(spec.n_bands, x.shape[1], 48))
-    train["target"] = np.einsum("nd,ndk->nk", x, w_true[band]).reshape(-1, 12, 4).astype("float32")
-    target = train["target"]
-    batch = T.to_tensors(train, ("dynamic", "static", "band"))
-    per_band = build_model("gru", spec)
-    T.fit_linear_path(per_band, train, alpha=1e-6, rows=100)
-    assert not any(p.requires_grad for p in per_band.linear_response.parameters())
-    one_map = build_model("gru", ModelSpec.from_config(tiny_config(), prepared.spec))
-    T.fit_linear_path(one_map, train, alpha=1e-6, rows=100)
-    with torch.no_grad():
-        lin, lin_one = per_band.linear_response(batch).numpy(), one_map.linear_response(batch).numpy()
-    in_fitted = np.isin(band, fitted_bands)
-    np.testing.assert_allclose(lin[in_fitted], target[in_fitted], atol=5e-3)
-    assert np.abs(lin_one[in_fitted] - target[in_fitted]).mean() > 100 * np.abs(lin[in_fitted] - target[in_fitted]).mean()
-    # Bands with fewer samples than the design has columns (or none) keep the whole domain's fit.
-    weight = per_band.linear_response.proj.weight.view(spec.n_bands, 48, -1)
-    for k in np.flatnonzero(counts < x.shape[1]):
-        assert torch.equal(weight[k], one_map.linear_response.proj.weight)
-
-
 def test_shuffled_batches_are_the_batches_dataloader_gives():
     """The trained weights (and every accuracy figure measured with DataLoader) stay the same."""
     from torch.utils.data import DataLoader, TensorDataset

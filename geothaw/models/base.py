@@ -31,14 +31,12 @@ class ModelSpec:
     dropout: float = 0.1
     band_embedding: int = 4
     ridge_alpha: float = 1.0
-    linear_per_band: bool = False  # one linear response per latitude band (checkpoints before it had one)
 
     @classmethod
     def from_config(cls, cfg, feature_spec) -> "ModelSpec":
         return cls(n_dynamic=feature_spec.n_dynamic, n_static=feature_spec.n_static, n_bands=feature_spec.n_bands,
                    window_months=feature_spec.window_months, hidden_size=cfg.training.hidden_size,
-                   n_layers=cfg.training.n_layers, dropout=cfg.training.dropout, ridge_alpha=cfg.training.ridge_alpha,
-                   linear_per_band=cfg.training.linear_per_band)
+                   n_layers=cfg.training.n_layers, dropout=cfg.training.dropout, ridge_alpha=cfg.training.ridge_alpha)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,25 +75,16 @@ class LinearResponse(nn.Module):
     with saturating units flattens out beyond the training range: without this path the nets reproduced the
     source paper's failure (RCP8.5 − RCP4.5 2071–2100 soil divergence ≈ 0 °C against ≈ 1.6 °C in the physics).
     The network then learns only the nonlinear remainder (snow, zero curtain).
-
-    With ``spec.linear_per_band`` each latitude band has its own map: one map for the whole domain gave cold
-    permafrost the sensitivity of the warm south and under-warmed its deep layers under late RCP8.5
-    (docs/results.md §9k). All bands are computed in one matmul and each sample keeps its band's block.
     """
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        self.n_bands = spec.n_bands if spec.linear_per_band else 1
-        self.proj = nn.Linear(spec.window_months * spec.n_dynamic + spec.n_static, self.n_bands * N_MONTHS * N_DEPTHS)
+        self.proj = nn.Linear(spec.window_months * spec.n_dynamic + spec.n_static, N_MONTHS * N_DEPTHS)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         dyn = batch["dynamic"]
         flat = torch.cat([dyn.reshape(dyn.shape[0], -1), batch["static"]], dim=-1)
-        out = self.proj(flat)
-        if self.n_bands > 1:
-            band = batch["band"].view(-1, 1, 1).expand(-1, 1, N_MONTHS * N_DEPTHS)
-            out = out.view(-1, self.n_bands, N_MONTHS * N_DEPTHS).gather(1, band)
-        return out.view(-1, N_MONTHS, N_DEPTHS)
+        return self.proj(flat).view(-1, N_MONTHS, N_DEPTHS)
 
 
 class BaseModel(nn.Module):

@@ -8,10 +8,8 @@ from collections.abc import Iterable
 import numpy as np
 
 
-def ridge_solution(blocks: Iterable[tuple[np.ndarray, np.ndarray]], alpha: float,
-                   prior: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Weight ``[d, k]`` and bias ``[k]`` minimising ``|y - X W - b|² + alpha |W|²`` (the bias unpenalised),
-    plus ``tau |W - W0|²`` for ``prior = (W0, tau)``: a fit shrunk toward another one (partial pooling).
+def ridge_solution(blocks: Iterable[tuple[np.ndarray, np.ndarray]], alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weight ``[d, k]`` and bias ``[k]`` minimising ``|y - X W - b|² + alpha |W|²`` (the bias unpenalised).
 
     ``blocks`` yields ``(X [n_i, d], y [n_i, k])`` row blocks; sums are accumulated in float64, so memory is one
     block plus ``d × (d + k)``, whatever the sample count. Inputs are normalised upstream, so one alpha fits all.
@@ -32,9 +30,5 @@ def ridge_solution(blocks: Iterable[tuple[np.ndarray, np.ndarray]], alpha: float
         raise ValueError("ridge regression needs at least one sample")
     xm, ym = xsum / n, ysum / n
     # centring folded into the sums: X_cᵀX_c = XᵀX − n x̄x̄ᵀ
-    lhs, rhs = xtx - n * np.outer(xm, xm) + alpha * np.eye(len(xm)), xty - n * np.outer(xm, ym)
-    if prior is not None:
-        w0, tau = prior
-        lhs, rhs = lhs + tau * np.eye(len(xm)), rhs + tau * w0
-    weight = np.linalg.solve(lhs, rhs)
+    weight = np.linalg.solve(xtx - n * np.outer(xm, xm) + alpha * np.eye(len(xm)), xty - n * np.outer(xm, ym))
     return weight, ym - xm @ weight
