@@ -332,7 +332,8 @@ def score_projection(pred: dict[str, xr.Dataset], truth: dict[str, xr.Dataset], 
     Eras without any common year are skipped (no rows), so short test records work.
 
     ``pred``/``truth`` map scenario names to datasets with ``stl1..stl4`` on (time, latitude, longitude).
-    Divergence rows: ``divergence_pred``/``divergence_truth`` (domain-mean °C) and ``divergence_error``
+    Per scenario × era × depth also the share of scored cells whose era-mean MAGT is above 0 °C, modelled and in
+    the physics (``above0_share_pred``/``above0_share_truth``): what a bias does to a thaw map. Divergence rows: ``divergence_pred``/``divergence_truth`` (domain-mean °C) and ``divergence_error``
     (cell RMSE of the predicted vs true divergence map).
     """
     rows = []
@@ -349,6 +350,12 @@ def score_projection(pred: dict[str, xr.Dataset], truth: dict[str, xr.Dataset], 
                 m = regression_metrics(t[depth].values[ok], p[depth].values[ok])
                 rows.append({"scenario": scen, "era": era, "depth": depth, "metric": "magt_rmse", "value": m["rmse"]})
                 rows.append({"scenario": scen, "era": era, "depth": depth, "metric": "magt_bias", "value": m["bias"]})
+                pe, te = p[depth].mean("year").values, t[depth].mean("year").values
+                cells = np.isfinite(pe) & np.isfinite(te)
+                if cells.any():
+                    for name, era_mean in (("above0_share_pred", pe), ("above0_share_truth", te)):
+                        rows.append({"scenario": scen, "era": era, "depth": depth, "metric": name,
+                                     "value": float((era_mean[cells] > 0).mean())})
     a, b = eras.get(divergence_era, (2071, 2100))
     covered = all(((m[s]["year"] >= a) & (m[s]["year"] <= b)).any() for m in (mp, mt) for s in (low, high)
                   if s in m)

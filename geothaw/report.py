@@ -46,6 +46,22 @@ def skill_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return era_table, div_table
 
 
+def thaw_share_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Share of the scored cells with era-mean MAGT above 0 °C per scenario × era, one column per depth:
+    "modelled (physics)". Empty for skill tables written before these rows existed."""
+    shares = df[df["metric"].isin(["above0_share_pred", "above0_share_truth"])]
+    if shares.empty:
+        return pd.DataFrame()
+    keys = [c for c in ("model", "scenario_signal") if df[c].nunique() > 1]
+    wide = shares.pivot_table(index=[*keys, "scenario", "era"], columns=["depth", "metric"], values="value")
+    table = wide.index.to_frame(index=False)
+    table["scenario"] = table["scenario"].map(scenario_label)
+    for d in sorted(shares["depth"].unique()):
+        table[d] = [f"{100 * m:.0f} % ({100 * t:.0f} %)" for m, t in
+                    zip(wide[(d, "above0_share_pred")], wide[(d, "above0_share_truth")])]
+    return table
+
+
 def _section_skill(run_dir: Path) -> list[str]:
     path = run_dir / "evaluation" / "projection_skill.csv"
     if not path.exists():
@@ -56,6 +72,11 @@ def _section_skill(run_dir: Path) -> list[str]:
              "physics solver's soil temperature under the same forcing: RMSE and bias (model − physics) of yearly "
              "MAGT over the scored cells, °C. Every figure is in `evaluation/projection_skill.csv`.", "",
              markdown_table(era_table), ""]
+    thaw = thaw_share_table(pd.read_csv(path))
+    if len(thaw):
+        lines += ["### Ground above 0 °C, modelled (physics)", "",
+                  "Share of the scored cells whose era-mean MAGT is above 0 °C: the same comparison as the area "
+                  "tables below, on the cells where the physics is known.", "", markdown_table(thaw), ""]
     if len(div_table):
         lines += ["### Scenario divergence", "",
                   "Domain-mean difference between the scenarios' era MAGT, as modelled and in the physics.", "",

@@ -99,6 +99,12 @@ def test_score_projection_on_synthetic_arrays():
     assert set(rm["era"]) == {"2021-2040", "2041-2070", "2071-2100"} and np.allclose(rm["value"], 1.0, atol=1e-5)
     div = df[df.metric.str.startswith("divergence")].set_index(["depth", "metric"])["value"]
     assert div[("stl1", "divergence_error")] == pytest.approx(0.0, abs=1e-5)
+    # Thawed share of the cells: RCP4.5's 2071-2100 mean is -0.49 °C in the truth, +0.51 with the +1 °C bias.
+    share = df[df.metric.str.startswith("above0")].set_index(["scenario", "era", "depth", "metric"])["value"]
+    assert share[("rcp45", "2071-2100", "stl1", "above0_share_truth")] == 0.0
+    assert share[("rcp45", "2071-2100", "stl1", "above0_share_pred")] == 1.0
+    assert share[("rcp85", "2071-2100", "stl4", "above0_share_truth")] == 1.0
+    assert share[("rcp45", "2021-2040", "stl2", "above0_share_pred")] == 0.0
     # A model whose scenarios do not diverge misses the whole truth divergence.
     flat = {"rcp45": _scenario(years, 3.0), "rcp85": _scenario(years, 3.0)}
     d2 = score_projection(flat, truth).set_index(["depth", "metric"])["value"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from geothaw.report import _section_cost, area_table, skill_tables
+from geothaw.report import _section_cost, area_table, skill_tables, thaw_share_table
 
 
 def _skill_rows(model: str, shift: float) -> list[dict]:
@@ -42,6 +42,21 @@ def test_skill_tables_keep_the_model_column_when_several_are_scored():
     assert eras.columns[0] == "model" and len(eras) == 8
     bilstm = div[div["model"] == "bilstm"]
     assert list(bilstm["modelled / physics"]) == ["100 %", "100 %"]
+
+
+def test_thaw_share_table_pairs_the_model_with_the_physics():
+    rows = _skill_rows("gru", 0.0)
+    assert thaw_share_table(pd.DataFrame(rows)).empty  # a skill table from before these rows: no table
+    for scen in ("rcp45", "rcp85"):
+        for i, depth in enumerate(("stl1", "stl2")):
+            base = {"model": "gru", "scenario_signal": "warming_anomaly", "scenario": scen, "era": "2071-2100",
+                    "depth": depth}
+            rows += [{**base, "metric": "above0_share_pred", "value": 0.6 + 0.1 * i},
+                     {**base, "metric": "above0_share_truth", "value": 0.75}]
+    table = thaw_share_table(pd.DataFrame(rows))
+    assert list(table.columns) == ["scenario", "era", "stl1", "stl2"] and len(table) == 2
+    row = table[table["scenario"] == "RCP8.5"].iloc[0]
+    assert row["stl1"] == "60 % (75 %)" and row["stl2"] == "70 % (75 %)"
 
 
 def test_run_cost_ends_with_the_total():
