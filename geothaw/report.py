@@ -22,17 +22,28 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     return "\n".join(lines)
 
 
+def _table_keys(df: pd.DataFrame) -> list[str]:
+    """Model and scenario-signal columns, kept only where the skill table holds more than one of them."""
+    return [c for c in ("model", "scenario_signal") if df[c].nunique() > 1]
+
+
+def _per_scenario_era(df: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``metrics`` of the long skill table as one row per scenario × era with (depth, metric) columns, and those
+    rows' labels (scenarios by their display names) to build a table on."""
+    wide = df[df["metric"].isin(metrics)].pivot_table(index=[*_table_keys(df), "scenario", "era"],
+                                                      columns=["depth", "metric"], values="value")
+    labels = wide.index.to_frame(index=False)
+    labels["scenario"] = labels["scenario"].map(scenario_label)
+    return labels, wide
+
+
 def skill_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The long projection-skill table as two readable ones: yearly-MAGT RMSE (bias) per scenario × era, one
     column per depth; and the scenario divergence per depth, modelled against the physics. Model and
     scenario-signal columns are kept only where the table holds more than one of them."""
-    keys = [c for c in ("model", "scenario_signal") if df[c].nunique() > 1]
-    depths = sorted(df["depth"].unique())
-    scores = df[df["metric"].isin(["magt_rmse", "magt_bias"])]
-    wide = scores.pivot_table(index=[*keys, "scenario", "era"], columns=["depth", "metric"], values="value")
-    era_table = wide.index.to_frame(index=False)
-    era_table["scenario"] = era_table["scenario"].map(scenario_label)
-    for d in depths:
+    keys = _table_keys(df)
+    era_table, wide = _per_scenario_era(df, ("magt_rmse", "magt_bias"))
+    for d in sorted(df["depth"].unique()):
         era_table[f"{d} RMSE (bias)"] = [f"{r:.2f} ({b:+.2f})" for r, b in
                                          zip(wide[(d, "magt_rmse")], wide[(d, "magt_bias")])]
     div = df[df["metric"].str.startswith("divergence_")]
@@ -49,14 +60,10 @@ def skill_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def thaw_share_table(df: pd.DataFrame) -> pd.DataFrame:
     """Share of the scored cells with era-mean MAGT above 0 °C per scenario × era, one column per depth:
     "modelled (physics)". Empty for skill tables written before these rows existed."""
-    shares = df[df["metric"].isin(["above0_share_pred", "above0_share_truth"])]
-    if shares.empty:
+    if not (df["metric"] == "above0_share_pred").any():
         return pd.DataFrame()
-    keys = [c for c in ("model", "scenario_signal") if df[c].nunique() > 1]
-    wide = shares.pivot_table(index=[*keys, "scenario", "era"], columns=["depth", "metric"], values="value")
-    table = wide.index.to_frame(index=False)
-    table["scenario"] = table["scenario"].map(scenario_label)
-    for d in sorted(shares["depth"].unique()):
+    table, wide = _per_scenario_era(df, ("above0_share_pred", "above0_share_truth"))
+    for d in sorted(df["depth"].unique()):
         table[d] = [f"{100 * m:.0f} % ({100 * t:.0f} %)" for m, t in
                     zip(wide[(d, "above0_share_pred")], wide[(d, "above0_share_truth")])]
     return table
@@ -66,13 +73,14 @@ def _section_skill(run_dir: Path) -> list[str]:
     path = run_dir / "evaluation" / "projection_skill.csv"
     if not path.exists():
         return []
-    era_table, div_table = skill_tables(pd.read_csv(path))
+    skill = pd.read_csv(path)
+    era_table, div_table = skill_tables(skill)
     lines = ["## Projection skill against the physics truth", "",
              "The best model driven by the bias-free scenario forcing of the synthetic world, scored against the "
              "physics solver's soil temperature under the same forcing: RMSE and bias (model − physics) of yearly "
              "MAGT over the scored cells, °C. Every figure is in `evaluation/projection_skill.csv`.", "",
              markdown_table(era_table), ""]
-    thaw = thaw_share_table(pd.read_csv(path))
+    thaw = thaw_share_table(skill)
     if len(thaw):
         lines += ["### Ground above 0 °C, modelled (physics)", "",
                   "Share of the scored cells whose era-mean MAGT is above 0 °C: the same comparison as the area "
