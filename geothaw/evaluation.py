@@ -333,8 +333,9 @@ def score_projection(pred: dict[str, xr.Dataset], truth: dict[str, xr.Dataset], 
 
     ``pred``/``truth`` map scenario names to datasets with ``stl1..stl4`` on (time, latitude, longitude).
     Per scenario × era × depth also the share of scored cells whose era-mean MAGT is above 0 °C, modelled and in
-    the physics (``above0_share_pred``/``above0_share_truth``): what a bias does to a thaw map. Divergence rows: ``divergence_pred``/``divergence_truth`` (domain-mean °C) and ``divergence_error``
-    (cell RMSE of the predicted vs true divergence map).
+    the physics (``above0_share_pred``/``above0_share_truth``): what a bias does to a thaw map. Divergence rows:
+    ``divergence_pred``/``divergence_truth`` (domain-mean °C) and ``divergence_error`` (cell RMSE of the
+    predicted vs true divergence map).
     """
     rows = []
     mp = {s: yearly_magt(pred[s]) for s in pred}
