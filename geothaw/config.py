@@ -138,6 +138,8 @@ class TrainingConfig(_Strict):
     num_threads: PosInt = Field(1, le=64, description="torch threads (1 is fastest for small batches on few cores)")
     workers: PosInt | None = Field(None, le=64, description="networks trained at once, one process each (null = one per CPU core when the samples are many enough to gain); the weights do not change")
     seed: int | None = Field(None, description="seed of the networks' initial weights, batch order and dropout (null = the run's `seed`); the samples, splits and world keep the run's seed, so training several seeds on one world measures the spread between training runs")
+    shortlist_epochs: PosInt | None = Field(None, description="train every network this many epochs, then only the `shortlist_size` with the lowest validation loss so far go on to `epochs` (successive halving; the others keep their weights of these epochs, and their errors in the comparison are those of a shorter training). null = every network trains to the end")
+    shortlist_size: PosInt = Field(2, description="how many networks go on training after `shortlist_epochs`")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where the networks train: cpu (bit-reproducible), cuda (an NVIDIA GPU; an error when torch sees none) or auto (cuda when torch sees one). Baselines, evaluation and projection run on the CPU; checkpoints load on any machine")
 
 
@@ -173,10 +175,14 @@ class OutputConfig(_Strict):
     era_maps: bool = Field(True, description="draw an exceedance map per depth × scenario × era (32 maps by default)")
 
 
-def drop_unset_training_seed(training: dict) -> None:
-    """An unset ``training.seed`` means the run's seed: leaving it out of hashes keeps those of older configs."""
+def drop_unset_training_keys(training: dict) -> None:
+    """Leave unset options out of hashes, so that configs older than the options keep their hashes: an unset
+    ``training.seed`` means the run's seed, and without ``training.shortlist_epochs`` there is no shortlist."""
     if training.get("seed") is None:
         training.pop("seed", None)
+    if training.get("shortlist_epochs") is None:
+        training.pop("shortlist_epochs", None)
+        training.pop("shortlist_size", None)
 
 
 class RunConfig(_Strict):
@@ -214,7 +220,7 @@ class RunConfig(_Strict):
         data["output"].pop("runs_dir", None)
         data["data"]["synthetic"].pop("out_dir", None)
         data["training"].pop("workers", None)  # how many processes train, not what they compute
-        drop_unset_training_seed(data["training"])
+        drop_unset_training_keys(data["training"])
         if sections:
             data = {s: data[s] for s in sections}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

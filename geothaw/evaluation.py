@@ -174,9 +174,10 @@ def evaluate_run(cfg, dataset: xr.Dataset, run_dir: str | Path, models: list[str
     split = make_split(cfg, ds)
     band_labels = Domain(band_edges=tuple(cfg.domain.band_edges)).band_labels()
     cache: dict[str, dict] = {}
-    frames, exc, preds = [], [], {}
+    frames, exc, preds, trained = [], [], {}, {}
     for name in names:
         loaded = load_checkpoint(ck_dir / f"{name}.pt")
+        trained[name] = loaded.meta.get("metrics", {})
         key = json.dumps({k: v for k, v in loaded.features.to_dict().items() if k != "norm"}, sort_keys=True)
         if key not in cache:  # inputs depend on the feature options (e.g. scenario signal), not on the model
             cache[key] = evaluation_sets(cfg, ds, split, loaded.features)
@@ -191,21 +192,24 @@ def evaluate_run(cfg, dataset: xr.Dataset, run_dir: str | Path, models: list[str
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "metrics.csv", table.to_csv(index=False))
     write_text_atomic(out_dir / "exceedance.csv", ex.to_csv(index=False))
-    write_text_atomic(out_dir / "metrics.md", metrics_markdown(table, ex, split))
+    write_text_atomic(out_dir / "metrics.md", metrics_markdown(table, ex, split, trained))
     if plots:
         plot_rmse_by_depth(table, out_dir / "rmse_by_depth.png")
         plot_seasonal_cycle(preds, out_dir / "seasonal_cycle.png")
     return table
 
 
-def metrics_markdown(table: pd.DataFrame, exceed: pd.DataFrame | None = None, split: Split | None = None) -> str:
-    """Markdown summary: RMSE per model × depth for each hold-out (all bands, annual), then skill scores."""
+def metrics_markdown(table: pd.DataFrame, exceed: pd.DataFrame | None = None, split: Split | None = None,
+                     trained: dict[str, dict] | None = None) -> str:
+    """Markdown summary: RMSE per model × depth for each hold-out (all bands, annual), then skill scores.
+    ``trained`` (model → checkpoint metrics) adds how long each network trained when a shortlist stopped some."""
     lines = ["# Evaluation", ""]
     if split is not None:
         s = split.summary()
         lines += [f"Training years {s['train_years'][0]}–{s['train_years'][1]}, hold-out years "
                   f"{s['holdout_years'][0]}–{s['holdout_years'][1]}; {len(s['holdout_blocks'])} of {s['n_blocks']} "
                   f"{s['block_size_deg']:g}° blocks ({s['n_holdout_cells']} cells) held out in space.", ""]
+    lines += _shortlist_lines(trained or {})
     sub = table[(table["band"] == "all") & (table["season"] == "annual")]
     for holdout, g in sub.groupby("holdout", sort=False):
         lines += [f"## {holdout} hold-out: RMSE / bias / R² (°C), all bands, all months", ""]
@@ -228,6 +232,18 @@ def metrics_markdown(table: pd.DataFrame, exceed: pd.DataFrame | None = None, sp
             lines.append(f"| {model} | {holdout} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _shortlist_lines(trained: dict[str, dict]) -> list[str]:
+    """Which networks the shortlist stopped early: their errors are those of a shorter training."""
+    stopped = sorted(n for n, m in trained.items() if m.get("paused"))
+    if not stopped:
+        return []
+    full = [f"{n} {m['epochs_run']} epochs (best {m['best_epoch']})" for n, m in sorted(trained.items())
+            if "epochs_run" in m and not m.get("paused")]
+    k = max(trained[n]["epochs_run"] for n in stopped)
+    return [f"Trained to the end: {', '.join(full)}. Stopped by the shortlist after {k} epochs "
+            f"(`training.shortlist_epochs`): {', '.join(stopped)}; their errors are those of {k} epochs.", ""]
 
 
 # ---- plots -----------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .config import drop_unset_training_seed
+from .config import drop_unset_training_keys
 from .cpus import available_cpus
 from .errors import CheckpointError, ConfigError, InputDataError
 from .features import TARGETS, FeatureSpec, latitude_bands, make_inputs, prepare
@@ -232,7 +232,8 @@ def shuffled_batches(tensors: list[torch.Tensor], batch_size: int, gen: torch.Ge
 
 
 def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator, progress=None,
-                resume_path: Path | None = None, resume_key: str = "", device: torch.device | None = None) -> dict:
+                resume_path: Path | None = None, resume_key: str = "", device: torch.device | None = None,
+                pause_after: int | None = None) -> dict:
     """Adam + plateau schedule + early stopping. With ``training.ema_epochs`` > 0 the weights that are validated
     and kept are an exponential moving average of the trained ones (the large constant step leaves the raw
     weights noisy; docs/results.md §5i). With ``resume_path`` the full training state is saved after
@@ -240,7 +241,11 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
     from its last finished epoch and ends with the same weights as an uninterrupted one.
 
     The model is expected on ``device`` already; batches are shuffled on the CPU (the same order on any device)
-    and moved there one at a time."""
+    and moved there one at a time.
+
+    With ``pause_after`` training stops after that epoch with its state saved (``paused`` in the result) unless
+    it ended earlier; a later call without it goes on from there as if it had never stopped (the shortlist of
+    :func:`train_all`)."""
     device = device or torch.device("cpu")
     tr = to_tensors(data.train, (*BATCH_KEYS, "target"))
     va = {k: v.to(device) for k, v in to_tensors(data.val, (*BATCH_KEYS, "target")).items()}
@@ -269,10 +274,13 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
         best, best_epoch, bad, history = state["best"], state["best_epoch"], state["bad"], state["history"]
         best_state = state["best_state"] or None
         first_epoch = len(history) + 1
-    task = progress.add_task(f"{model.name}", total=cfg.training.epochs * n_batches,
-                             completed=(first_epoch - 1) * n_batches) if progress is not None else None
+    last_epoch = cfg.training.epochs if pause_after is None else min(pause_after, cfg.training.epochs)
+    task = progress.add_task(f"{model.name}", total=last_epoch * n_batches,
+                             completed=min(first_epoch - 1, last_epoch) * n_batches) if progress is not None else None
     stopped = state is not None and bad >= cfg.training.patience
-    for epoch in range(first_epoch, 0 if stopped else cfg.training.epochs + 1):
+    earlier_seconds = sum(h.get("seconds", 0.0) for h in history)  # epochs trained before a kill or a pause
+    for epoch in range(first_epoch, 0 if stopped else last_epoch + 1):
+        t_epoch = time.perf_counter()
         model.train()
         run, nb = 0.0, 0
         for tensors in shuffled_batches([tr[k] for k in keys], cfg.training.batch_size, gen):
@@ -291,7 +299,8 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
         scored.eval()
         val = _val_loss(scored, va, loss_fn)
         sched.step(val)
-        history.append({"epoch": epoch, "train_loss": run / max(nb, 1), "val_loss": val})
+        history.append({"epoch": epoch, "train_loss": run / max(nb, 1), "val_loss": val,
+                        "seconds": round(time.perf_counter() - t_epoch, 3)})
         if task is not None:
             progress.update(task, description=f"{model.name} ep {epoch} loss {run / max(nb, 1):.4f} val {val:.4f}")
         if val < best - 1e-6:
@@ -303,12 +312,15 @@ def _fit_neural(model: BaseModel, cfg, data: PreparedData, gen: torch.Generator,
                                history, device, ema)
         if bad >= cfg.training.patience:
             break
-    if task is not None and len(history) < cfg.training.epochs:  # stopped early: end the bar there, not at its ETA
+    paused = len(history) < cfg.training.epochs and bad < cfg.training.patience
+    if task is not None and (paused or len(history) < cfg.training.epochs):  # end the bar there, not at its ETA
+        how = "paused for the shortlist" if paused else "stopped"
         progress.update(task, total=len(history) * n_batches,
-                        description=f"{model.name} stopped at ep {len(history)}, best ep {best_epoch} val {best:.4f}")
+                        description=f"{model.name} {how} at ep {len(history)}, best ep {best_epoch} val {best:.4f}")
     if best_state is not None:
         model.load_state_dict(best_state)
-    return {"best_epoch": best_epoch, "epochs_run": len(history), "val_loss": best, "history": history}
+    return {"best_epoch": best_epoch, "epochs_run": len(history), "val_loss": best, "history": history,
+            "paused": paused, "earlier_seconds": earlier_seconds}
 
 
 def fit_linear_path(model: BaseModel, train: dict[str, np.ndarray], alpha: float, rows: int = 16384) -> None:
@@ -389,13 +401,16 @@ def training_key(cfg, model_name: str, data: PreparedData) -> str:
 
 
 def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str | Path, progress=None, *,
-                prepared: PreparedData | None = None, key: str | None = None) -> TrainResult:
+                prepared: PreparedData | None = None, key: str | None = None,
+                pause_after: int | None = None) -> TrainResult:
     """Train (or fit, for baselines) one registered model and write its checkpoint into ``run_dir``.
 
     ``progress`` is an optional ``rich.progress.Progress``; a task with the running loss is added to it.
     Pass ``prepared`` (from :func:`prepare_training_data`) to reuse samples across models. A neural model's
     training state is saved after every epoch next to the checkpoint (``<model>.resume.pt``) and picked up by a
-    rerun with the same data and config, so a killed run loses at most one epoch.
+    rerun with the same data and config, so a killed run loses at most one epoch. With ``pause_after`` a
+    network stops after that many epochs: its checkpoint holds the best weights so far (``paused`` in its
+    metrics) and its training state is kept, so training it again without the pause goes on from there.
     """
     cls = get_model_class(model_name)  # unknown names fail before any data work
     data = prepared if prepared is not None else prepare_training_data(cfg, dataset)
@@ -414,20 +429,24 @@ def train_model(cfg, dataset: xr.Dataset | None, model_name: str, run_dir: str |
         else:
             model.to(device)
             fit_info = _fit_neural(model, cfg, data, gen, progress, resume_path=resume_path, resume_key=key,
-                                   device=device)
+                                   device=device, pause_after=pause_after)
         val_pred = predict(model, data.spec, data.val)
     val_true = data.spec.denormalize_target(data.val["target"])
     metrics = {
-        **{k: v for k, v in fit_info.items() if k != "history"},
+        **{k: v for k, v in fit_info.items() if k not in ("history", "earlier_seconds")},
         "val_rmse_by_depth": dict(zip(TARGETS, _rmse_by_depth(val_true, val_pred))),
-        "train_seconds": round(time.perf_counter() - t0, 3),
+        "train_seconds": round(time.perf_counter() - t0 + fit_info.get("earlier_seconds", 0.0), 3),
         "n_train_samples": int(len(fit_on["band"])),
         "n_val_samples": int(len(data.val["band"])),
         "device": device.type,
     }
+    k = cfg.training.shortlist_epochs
+    if k is not None and fit_info.get("history"):  # what the shortlist ranks by, whenever it is asked
+        metrics["shortlist_val_loss"] = min(h["val_loss"] for h in fit_info["history"][:k])
     save_checkpoint(model, data.spec, path, cfg=cfg, metrics=metrics, split=data.split.summary(),
                     history=fit_info.get("history", []), training_key=key)
-    resume_path.unlink(missing_ok=True)
+    if not fit_info.get("paused"):
+        resume_path.unlink(missing_ok=True)
     return TrainResult(model_name, path, metrics)
 
 
@@ -469,6 +488,11 @@ def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,
     training stage resumes with the next unfinished model, from its last finished epoch. The networks train in
     parallel processes (``training.workers``), each with its own seed and ``training.num_threads`` threads, so
     their weights are the same as when trained one after the other.
+
+    With ``training.shortlist_epochs`` (k) the networks train in two rounds: all of them k epochs, then only the
+    ``training.shortlist_size`` with the lowest validation loss in those epochs go on, from where they paused,
+    to ``training.epochs``. A network that goes on ends with the weights of an uninterrupted training; the
+    others keep their best weights of the k epochs.
     """
     names = models if models is not None else [*cfg.training.baselines, *cfg.training.models]
     classes = {n: get_model_class(n) for n in names}
@@ -486,13 +510,31 @@ def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,
             results[n] = train_model(cfg, None, n, run_dir, progress, prepared=data, key=key)
         else:
             todo.append((n, key))
+    k = cfg.training.shortlist_epochs
+    results.update(_train_networks(cfg, data, todo, run_dir, progress, pause_after=k))
+    if k is not None:
+        networks = [n for n in names if classes[n].kind != "baseline"]
+        go_on = shortlist({n: results[n].metrics for n in networks}, cfg.training.shortlist_size)
+        todo = [(n, training_key(cfg, n, data)) for n in go_on if results[n].metrics.get("paused")]
+        results.update(_train_networks(cfg, data, todo, run_dir, progress))
+        for n in set(networks) - set(go_on):  # their training ends here: its saved state is not needed
+            (Path(run_dir) / CHECKPOINT_DIR / f"{n}.resume.pt").unlink(missing_ok=True)
+    return {n: results[n] for n in names}
+
+
+def shortlist(metrics: dict[str, dict], size: int) -> list[str]:
+    """The ``size`` networks with the lowest validation loss over the shortlist's epochs (ties: by name)."""
+    return sorted(metrics, key=lambda n: (metrics[n].get("shortlist_val_loss", float("inf")), n))[:size]
+
+
+def _train_networks(cfg, data: PreparedData, todo: list[tuple[str, str]], run_dir: str | Path, progress,
+                    pause_after: int | None = None) -> dict[str, TrainResult]:
+    """Train the networks ``todo`` (name, key), in parallel processes when that gains (:func:`training_workers`)."""
     workers = training_workers(cfg, data, len(todo))
     if workers == 1:
-        for n, key in todo:
-            results[n] = train_model(cfg, None, n, run_dir, progress, prepared=data, key=key)
-    else:
-        results.update(_train_in_processes(cfg, data, todo, Path(run_dir), progress, workers))
-    return {n: results[n] for n in names}
+        return {n: train_model(cfg, None, n, run_dir, progress, prepared=data, key=key, pause_after=pause_after)
+                for n, key in todo}
+    return _train_in_processes(cfg, data, todo, Path(run_dir), progress, workers, pause_after)
 
 
 # Training cost of the full default's networks (docs/results.md §9i): transformer 1,009 s (stopped early after 19
@@ -507,7 +549,7 @@ def _longest_first(todo: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _train_in_processes(cfg, data: PreparedData, todo: list[tuple[str, str]], run_dir: Path, progress,
-                        workers: int) -> dict[str, TrainResult]:
+                        workers: int, pause_after: int | None = None) -> dict[str, TrainResult]:
     """Train ``todo`` on ``workers`` CPUs: this process and ``workers - 1`` spawned ones, each taking the next
     network when it is free. The parent trains too because it already holds torch and the samples, which a
     spawned process needs ≈ 5 s to import and receive; and its memory is one copy of the samples fewer."""
@@ -534,7 +576,7 @@ def _train_in_processes(cfg, data: PreparedData, todo: list[tuple[str, str]], ru
         try:
             while True:
                 while len(running) < workers - 1 and (job := next_job()) is not None:
-                    running[pool.submit(_train_in_worker, cfg, job[0], str(run_dir), job[1])] = job[0]
+                    running[pool.submit(_train_in_worker, cfg, job[0], str(run_dir), job[1], pause_after)] = job[0]
                 if not running:
                     break
                 finished, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -553,7 +595,8 @@ def _train_in_processes(cfg, data: PreparedData, todo: list[tuple[str, str]], ru
     try:
         # a network that fails in a spawned process stops the stage once the one trained here is finished
         while (job := next_job()) is not None:
-            results[job[0]] = train_model(cfg, None, job[0], run_dir, progress, prepared=data, key=job[1])
+            results[job[0]] = train_model(cfg, None, job[0], run_dir, progress, prepared=data, key=job[1],
+                                          pause_after=pause_after)
         feeder.join()
     except BaseException:
         stop.set()
@@ -614,9 +657,10 @@ def _init_training_worker(data: PreparedData, messages, parent_pid: int) -> None
     threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
-def _train_in_worker(cfg, name: str, run_dir: str, key: str) -> TrainResult:
+def _train_in_worker(cfg, name: str, run_dir: str, key: str, pause_after: int | None = None) -> TrainResult:
     progress = _ForwardedProgress(_WORKER["messages"], name)
-    return train_model(cfg, None, name, run_dir, progress, prepared=_WORKER["data"], key=key)
+    return train_model(cfg, None, name, run_dir, progress, prepared=_WORKER["data"], key=key,
+                       pause_after=pause_after)
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------
@@ -625,7 +669,7 @@ def _config_slice(cfg) -> dict:
         return {}
     d = cfg.model_dump(mode="json")
     d["training"].pop("workers", None)  # how many processes train, not what they compute
-    drop_unset_training_seed(d["training"])
+    drop_unset_training_keys(d["training"])
     d["training"]["device"] = resolve_device(d["training"]["device"])  # GPU weights differ from CPU ones in rounding
     return {"seed": d["seed"], "features": d["features"], "training": d["training"], "evaluation": d["evaluation"],
             "band_edges": d["domain"]["band_edges"]}

@@ -138,9 +138,15 @@ def test_killed_training_resumes_from_its_last_epoch_with_identical_weights(prep
     assert not resume_file.exists()
     sa, sb = (torch.load(r.checkpoint, weights_only=True) for r in (whole, resumed))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    ha = json.loads(whole.checkpoint.with_suffix(".json").read_text())["history"]
-    hb = json.loads(resumed.checkpoint.with_suffix(".json").read_text())["history"]
+    ha, hb = (_losses(r) for r in (whole, resumed))
     assert ha == hb
+
+
+def _losses(result) -> list[dict]:
+    """A checkpoint's training history without the epochs' wall times."""
+    history = json.loads(result.checkpoint.with_suffix(".json").read_text())["history"]
+    assert all(h["seconds"] > 0 for h in history)
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
 
 
 def test_weight_average_is_what_training_keeps(prepared, tmp_path):
@@ -203,6 +209,38 @@ def test_networks_trained_in_parallel_processes_have_the_same_weights(toy, tmp_p
         b = torch.load(parallel[name].checkpoint, weights_only=True)
         assert all(torch.equal(a[k], b[k]) for k in a), name
         assert serial[name].metrics["val_rmse_by_depth"] == parallel[name].metrics["val_rmse_by_depth"]
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["serial", "processes"])
+def test_shortlist_trains_only_the_best_networks_on_and_they_end_as_if_never_paused(toy, tmp_path, workers):
+    models = ["linear", "gru", "tcn", "conv1dlstm"]
+    full_cfg = tiny_config(epochs=4, patience=10, batch_size=64)
+    full = train_all(full_cfg, toy, tmp_path / "full", models=models)
+    cfg = tiny_config(epochs=4, patience=10, batch_size=64, shortlist_epochs=2, shortlist_size=1, workers=workers)
+    assert cfg.hash() != full_cfg.hash()
+    short = train_all(cfg, toy, tmp_path / "short", models=models)
+
+    # The one with the lowest validation loss over epochs 1-2 went on to epoch 4, with the uninterrupted weights.
+    first_two = {n: min(h["val_loss"] for h in _losses(full[n])[:2]) for n in models[1:]}
+    (winner,) = [n for n in models[1:] if short[n].metrics["epochs_run"] == 4]
+    assert winner == min(first_two, key=first_two.get)
+    a, b = (torch.load(r[winner].checkpoint, weights_only=True) for r in (full, short))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _losses(short[winner]) == _losses(full[winner])
+    assert not short[winner].metrics["paused"]
+    # The others kept their best weights of two epochs, and no saved training state is left behind.
+    for n in set(models[1:]) - {winner}:
+        assert short[n].metrics["paused"] and short[n].metrics["epochs_run"] == 2
+        assert _losses(short[n]) == _losses(full[n])[:2]
+    assert not list((tmp_path / "short" / "checkpoints").glob("*.resume.pt"))
+    # A finished shortlist is kept as it is; the comparison says which networks it stopped.
+    mtimes = {n: r.checkpoint.stat().st_mtime_ns for n, r in short.items()}
+    again = train_all(cfg, toy, tmp_path / "short", models=models)
+    assert {n: r.checkpoint.stat().st_mtime_ns for n, r in again.items()} == mtimes
+    evaluate_run(cfg, toy, tmp_path / "short", plots=False)
+    note = (tmp_path / "short" / "evaluation" / "metrics.md").read_text()
+    stopped = ", ".join(sorted(set(models[1:]) - {winner}))
+    assert f"Trained to the end: {winner} 4 epochs" in note and f"after 2 epochs (`training.shortlist_epochs`): {stopped}" in note
 
 
 def test_ridge_linear_path_is_fitted_first_and_stays_frozen(prepared, tmp_path):
