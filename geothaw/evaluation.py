@@ -242,8 +242,9 @@ def _shortlist_lines(trained: dict[str, dict]) -> list[str]:
     full = [f"{n} {m['epochs_run']} epochs (best {m['best_epoch']})" for n, m in sorted(trained.items())
             if "epochs_run" in m and not m.get("paused")]
     k = max(trained[n]["epochs_run"] for n in stopped)
-    return [f"Trained to the end: {', '.join(full)}. Stopped by the shortlist after {k} epochs "
-            f"(`training.shortlist_epochs`): {', '.join(stopped)}; their errors are those of {k} epochs.", ""]
+    epochs = f"{k} epoch" + ("s" if k != 1 else "")
+    return [f"Trained to the end: {', '.join(full)}. Stopped by the shortlist after {epochs} "
+            f"(`training.shortlist_epochs`): {', '.join(stopped)}; their errors are those of {epochs}.", ""]
 
 
 # ---- plots -----------------------------------------------------------------------------------------

@@ -96,6 +96,11 @@ def test_run_writes_every_product(finished_run):
         assert float(ds["magt"].notnull().mean()) > 0.5
     report = (run / "report.md").read_text()
     assert "Model comparison" in report and "Area with mean annual ground temperature" in report
+    # the tiny config's shortlist: both networks trained one epoch, and only the better one a second
+    best = json.loads((run / "best_model.json").read_text())["model"]
+    other = ({"gru", "tcn"} - {best}).pop()
+    assert f"Trained to the end: {best} 2 epochs" in report
+    assert f"Stopped by the shortlist after 1 epoch (`training.shortlist_epochs`): {other};" in report
     # every stage records the main process's own peak memory while it ran
     for marker in (run / "stages").glob("*.json"):
         peak = json.loads(marker.read_text())["summary"]["peak_rss_gib"]
