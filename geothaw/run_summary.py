@@ -135,14 +135,26 @@ def print_headlines(run_dir: Path, console: Console) -> None:
 
 
 def _training_progress(run_dir: Path) -> str:
-    """Inside an unfinished training stage: the networks whose checkpoints are written and the one a re-run
-    goes on with from its last finished epoch."""
+    """Inside an unfinished training stage: the networks whose checkpoints are written, those paused for the
+    shortlist (``training.shortlist_epochs``), and the one a re-run goes on with from its last finished epoch."""
     ckpt = run_dir / "checkpoints"
-    finished = sorted(p.stem for p in ckpt.glob("*.pt") if not p.name.endswith(".resume.pt"))
+    written = sorted(p.stem for p in ckpt.glob("*.pt") if not p.name.endswith(".resume.pt"))
+    paused = [n for n in written if _paused(ckpt / f"{n}.json")]
+    finished = [n for n in written if n not in paused]
     resuming = sorted(p.name.removesuffix(".resume.pt") for p in ckpt.glob("*.resume.pt"))
     parts = [f"trained: {', '.join(finished)}"] if finished else []
-    parts += [f"resumes from its last epoch: {', '.join(resuming)}"] if resuming else []
+    parts += [f"paused for the shortlist: {', '.join(paused)}"] if paused else []
+    parts += [f"resumes from its last epoch: {', '.join(r for r in resuming if r not in paused)}"] \
+        if set(resuming) - set(paused) else []
     return "; ".join(parts)
+
+
+def _paused(meta: Path) -> bool:
+    """Whether a checkpoint holds a network paused after the shortlist's epochs (unreadable: no)."""
+    try:
+        return bool(json.loads(meta.read_text()).get("metrics", {}).get("paused"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def print_status(cfg: RunConfig, console: Console) -> None:

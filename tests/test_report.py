@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from geothaw.report import _section_cost, area_table, skill_tables, thaw_share_table
@@ -97,3 +99,9 @@ def test_training_progress_names_finished_and_resumable_networks(tmp_path):
     for name in ("gru.pt", "climatology.pt", "bilstm.resume.pt"):
         (tmp_path / "checkpoints" / name).write_bytes(b"")
     assert _training_progress(tmp_path) == "trained: climatology, gru; resumes from its last epoch: bilstm"
+    # mid-shortlist: a paused network has a checkpoint and its saved state; it is neither trained nor resuming
+    (tmp_path / "checkpoints" / "tcn.pt").write_bytes(b"")
+    (tmp_path / "checkpoints" / "tcn.resume.pt").write_bytes(b"")
+    (tmp_path / "checkpoints" / "tcn.json").write_text(json.dumps({"metrics": {"paused": True}}))
+    assert _training_progress(tmp_path) == ("trained: climatology, gru; paused for the shortlist: tcn; "
+                                            "resumes from its last epoch: bilstm")
