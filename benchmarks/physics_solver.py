@@ -107,8 +107,9 @@ def markdown(rep: dict) -> str:
         "freeze/thaw is exercised). Medians of the repeats; 26 nodes to 25 m, BDF2, Newton passes per step until each column converges (2-8).",
         "",
         f"Machine: {m['cpu_count']} cores of {m.get('cpu', 'an unrecorded CPU')}, numba threads {m['numba_threads']}; load average before/after "
-        f"{m['loadavg_before']} / {m['loadavg_after']} — **measured while other jobs shared the cores**, so "
-        "these are pessimistic.",
+        f"{m['loadavg_before']} / {m['loadavg_after']}"
+        + (" — **measured while other jobs shared the cores**, so these are pessimistic." if m["loadavg_before"][0] > 0.5
+           else " (1-minute load below 0.5 at the start: the cores were otherwise idle)."),
         "",
         "| cells | years | dt (days) | forcing | threads | median s | cell-years/s | extrapolated 50,000 × 266 y (min) |",
         "|---:|---:|---:|---|---:|---:|---:|---:|",
