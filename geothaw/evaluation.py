@@ -194,7 +194,7 @@ def evaluate_run(cfg, dataset: xr.Dataset, run_dir: str | Path, models: list[str
     write_text_atomic(out_dir / "exceedance.csv", ex.to_csv(index=False))
     write_text_atomic(out_dir / "metrics.md", metrics_markdown(table, ex, split, trained))
     if plots:
-        plot_rmse_by_depth(table, out_dir / "rmse_by_depth.png")
+        plot_rmse_by_depth(table, out_dir / "rmse_by_depth.png", trained)
         plot_seasonal_cycle(preds, out_dir / "seasonal_cycle.png")
     return table
 
@@ -257,8 +257,9 @@ def _save_fig(fig, path: Path) -> Path:
     return path
 
 
-def plot_rmse_by_depth(table: pd.DataFrame, path: str | Path) -> Path:
-    """One panel per depth: grouped bars of each model's RMSE for each hold-out."""
+def plot_rmse_by_depth(table: pd.DataFrame, path: str | Path, trained: dict[str, dict] | None = None) -> Path:
+    """One panel per depth: grouped bars of each model's RMSE for each hold-out. A network the shortlist stopped
+    (``trained``: model → checkpoint metrics) is labelled with its epochs, so its bar is not read as trained out."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -274,7 +275,7 @@ def plot_rmse_by_depth(table: pd.DataFrame, path: str | Path) -> Path:
         for k, h in enumerate(holdouts):
             vals = sub[(sub["depth"] == depth) & (sub["holdout"] == h)].set_index("model")["rmse"].reindex(models)
             ax.bar(x + (k - (len(holdouts) - 1) / 2) * width, vals.values, width, label=f"{h} hold-out")
-        ax.set_xticks(x, models, rotation=45, ha="right")
+        ax.set_xticks(x, [_label(m, (trained or {}).get(m, {})) for m in models], rotation=45, ha="right")
         ax.set_title(depth)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("RMSE (°C)")
@@ -282,6 +283,10 @@ def plot_rmse_by_depth(table: pd.DataFrame, path: str | Path) -> Path:
     fig.suptitle("Monthly soil temperature RMSE on held-out data")
     fig.tight_layout()
     return _save_fig(fig, Path(path))
+
+
+def _label(model: str, metrics: dict) -> str:
+    return f"{model} ({metrics['epochs_run']} ep, shortlist)" if metrics.get("paused") else model
 
 
 def plot_seasonal_cycle(preds: dict, path: str | Path, n_cells: int = 3, holdout: str = "time") -> Path:
