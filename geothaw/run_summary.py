@@ -141,11 +141,10 @@ def _training_progress(run_dir: Path) -> str:
     written = sorted(p.stem for p in ckpt.glob("*.pt") if not p.name.endswith(".resume.pt"))
     paused = [n for n in written if _paused(ckpt / f"{n}.json")]
     finished = [n for n in written if n not in paused]
-    resuming = sorted(p.name.removesuffix(".resume.pt") for p in ckpt.glob("*.resume.pt"))
+    resuming = sorted({p.name.removesuffix(".resume.pt") for p in ckpt.glob("*.resume.pt")} - set(paused))
     parts = [f"trained: {', '.join(finished)}"] if finished else []
     parts += [f"paused for the shortlist: {', '.join(paused)}"] if paused else []
-    parts += [f"resumes from its last epoch: {', '.join(r for r in resuming if r not in paused)}"] \
-        if set(resuming) - set(paused) else []
+    parts += [f"resumes from its last epoch: {', '.join(resuming)}"] if resuming else []
     return "; ".join(parts)
 
 

@@ -499,12 +499,13 @@ def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,
     data = prepare_training_data(cfg, dataset)
     results: dict[str, TrainResult] = {}
     todo: list[tuple[str, str]] = []
-    for n in names:
-        key = training_key(cfg, n, data)
+    keys = {n: training_key(cfg, n, data) for n in names}
+    for n, key in keys.items():
         done = finished_checkpoint(run_dir, n, key)
         if done is not None:
             if progress is not None:
-                progress.add_task(f"{n} (trained earlier, kept)", total=1, completed=1)
+                how = "paused earlier for the shortlist" if done.metrics.get("paused") else "trained earlier, kept"
+                progress.add_task(f"{n} ({how})", total=1, completed=1)
             results[n] = done
         elif classes[n].kind == "baseline":  # seconds: fit here, before any process starts
             results[n] = train_model(cfg, None, n, run_dir, progress, prepared=data, key=key)
@@ -515,7 +516,7 @@ def train_all(cfg, dataset: xr.Dataset, run_dir: str | Path, progress=None,
     if k is not None:
         networks = [n for n in names if classes[n].kind != "baseline"]
         go_on = shortlist({n: results[n].metrics for n in networks}, cfg.training.shortlist_size)
-        todo = [(n, training_key(cfg, n, data)) for n in go_on if results[n].metrics.get("paused")]
+        todo = [(n, keys[n]) for n in go_on if results[n].metrics.get("paused")]
         results.update(_train_networks(cfg, data, todo, run_dir, progress))
         for n in set(networks) - set(go_on):  # their training ends here: its saved state is not needed
             (Path(run_dir) / CHECKPOINT_DIR / f"{n}.resume.pt").unlink(missing_ok=True)
