@@ -85,3 +85,12 @@ def test_config_reference_doc_is_current():
 
     doc = Path(__file__).parents[1] / "docs" / "config.md"
     assert doc.read_text().strip() == config_reference().strip(), "regenerate: python -m geothaw.config > docs/config.md"
+
+
+def test_shortlist_is_on_by_default_and_off_as_the_readme_says():
+    assert load_config().training.shortlist_epochs == 8
+    off = load_config(overrides=["training.shortlist_epochs=null"])
+    assert off.training.shortlist_epochs is None
+    # without a shortlist its size is left out of the hash: configs from before the option keep their hashes
+    assert off.hash() == load_config(overrides=["training.shortlist_epochs=null", "training.shortlist_size=3"]).hash()
+    assert off.hash() != load_config().hash()
