@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .config import RunConfig
+from .cpus import available_cpus
 from .domain import Domain
 from .errors import ConfigError, InputDataError
 from .io.atomic import atomic_path, write_text_atomic
@@ -498,20 +499,23 @@ def _write_cog_then_trim(da: xr.DataArray, path: Path, **kwargs) -> Path:
 
 class _CogWriters:
     """Writes COGs on a few threads (GDAL's warp and compression release the GIL): the slice is read here, in
-    the calling thread (netCDF reads are not thread-safe), and at most two slices per thread wait in memory."""
+    the calling thread (netCDF reads are not thread-safe), and at most two slices per thread wait in memory.
+    The cores no writer thread uses compress inside GDAL (one full-size COG: 4.8 s on 1 thread, 3.5 s on 2)."""
 
     def __init__(self, workers: int):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="cog")
-        self.window = 2 * max(1, workers)
+        workers = max(1, workers)
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="cog")
+        self.window = 2 * workers
+        self.gdal_threads = max(1, available_cpus() // workers)
         self.pending: list = []
         self.written = 0
 
     def submit(self, da: xr.DataArray, path: Path, **kwargs) -> None:
         while len(self.pending) >= self.window:
             self.pending.pop(0).result()
-        self.pending.append(self.pool.submit(_write_cog_then_trim, da.load(), path, **kwargs))
+        self.pending.append(self.pool.submit(_write_cog_then_trim, da.load(), path, threads=self.gdal_threads, **kwargs))
         self.written += 1
 
     def __enter__(self) -> "_CogWriters":
@@ -531,7 +535,6 @@ def stage_rasters(ctx: Context) -> dict:
     import geopandas as gpd
     from rasterio.errors import NotGeoreferencedWarning
 
-    from .cpus import available_cpus
     from .io.writers import albers_grid, exceedance_polygons, write_exceedance_gpkg, write_netcdf
     from .products import area_exceeding_zero, era_summaries
 

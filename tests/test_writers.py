@@ -41,6 +41,15 @@ def test_cog_is_valid_and_described(tmp_path, small_products):
     assert [f.name for f in tmp_path.iterdir()] == ["magt.tif"]  # no temp files left behind
 
 
+def test_cog_compressed_on_several_threads_is_the_same_file(tmp_path, small_products):
+    d, p = small_products
+    magt = p["magt"].isel(depth=0).rename(year="band")
+    one = write_cog(magt, tmp_path / "one.tif", domain=d, resolution_m=5000, threads=1)
+    two = write_cog(magt, tmp_path / "two.tif", domain=d, resolution_m=5000, threads=2)
+    assert cog_validate(str(two))[0]
+    assert one.read_bytes() == two.read_bytes()
+
+
 def test_cog_writes_leave_no_reference_cycles_and_the_caller_array_alone(tmp_path, small_products):
     """Cycles hold the warped stack until the cyclic collector runs: ≈ 0.36 GB per full-size COG, which piled up
     over a run's 90 files when the warp went through rioxarray's accessor."""
