@@ -111,15 +111,15 @@ def write_importance(df: pd.DataFrame, out_dir: str | Path, model_name: str) -> 
 
 
 def attribute_run(cfg, dataset, run_dir: str | Path, model_name: str, *, holdout: str = "time",
-                  n_repeats: int = 3) -> pd.DataFrame:
-    """Permutation importance of a trained model on one evaluation hold-out; writes into ``<run_dir>/attribution``."""
-    from .evaluation import evaluation_sets, make_split
+                  n_repeats: int = 3, sets_cache: dict | None = None) -> pd.DataFrame:
+    """Permutation importance of a trained model on one evaluation hold-out; writes into ``<run_dir>/attribution``.
+    ``sets_cache``: the hold-out samples :func:`~geothaw.evaluation.evaluate_run` already read, if any."""
+    from .evaluation import cached_evaluation_sets
     from .features import prepare
     from .training import CHECKPOINT_DIR, load_checkpoint
 
     loaded = load_checkpoint(Path(run_dir) / CHECKPOINT_DIR / f"{model_name}.pt")
-    ds = prepare(dataset)
-    raw = evaluation_sets(cfg, ds, make_split(cfg, ds), loaded.features)[holdout]
+    raw = cached_evaluation_sets(cfg, prepare(dataset), loaded.features, {} if sets_cache is None else sets_cache)[holdout]
     df = permutation_importance(loaded.model, loaded.features, loaded.features.normalize(raw), n_repeats=n_repeats,
                                 seed=cfg.seed)
     write_importance(df, Path(run_dir) / "attribution", model_name)

@@ -116,13 +116,14 @@ def metrics_table(y: np.ndarray, y_hat: np.ndarray, band: np.ndarray, *, model: 
     rows = []
     month_idx = {s: [m - 1 for m in ms] for s, ms in SEASONS.items()}
     month_idx["annual"] = list(range(12))
-    bands = [("all", np.ones(len(band), bool))] + [(lab, band == i) for i, lab in enumerate(band_labels)]
+    # each band's samples selected once (a boolean selection copies the whole [N, 12, 4] array)
+    bands = [("all", y, y_hat)] + [(lab, y[band == i], y_hat[band == i]) for i, lab in enumerate(band_labels)]
     for d, depth in enumerate(TARGETS):
-        for blab, bmask in bands:
-            if not bmask.any():
+        for blab, yb, pb in bands:
+            if not len(yb):
                 continue
             for season, mi in month_idx.items():
-                m = regression_metrics(y[bmask][:, mi, d], y_hat[bmask][:, mi, d])
+                m = regression_metrics(yb[:, mi, d], pb[:, mi, d])
                 rows.append({"model": model, "holdout": holdout, "depth": depth, "band": blab, "season": season, **m})
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
@@ -154,12 +155,23 @@ def evaluation_sets(cfg, ds: xr.Dataset, split: Split, spec: FeatureSpec) -> dic
     return out
 
 
+def cached_evaluation_sets(cfg, ds: xr.Dataset, spec: FeatureSpec, cache: dict,
+                           split: Split | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`evaluation_sets` for ``spec``, computed once per feature options (not per model) and kept in
+    ``cache``: the samples depend on those options (e.g. the scenario signal), never on the weights."""
+    key = json.dumps({k: v for k, v in spec.to_dict().items() if k != "norm"}, sort_keys=True)
+    if key not in cache:
+        cache[key] = evaluation_sets(cfg, ds, split if split is not None else make_split(cfg, ds), spec)
+    return cache[key]
+
+
 def evaluate_run(cfg, dataset: xr.Dataset, run_dir: str | Path, models: list[str] | None = None, *,
-                 plots: bool = True, out_dir: str | Path | None = None) -> pd.DataFrame:
+                 plots: bool = True, out_dir: str | Path | None = None, sets_cache: dict | None = None) -> pd.DataFrame:
     """Score every checkpoint in ``<run_dir>/checkpoints`` (or ``models``) on both hold-outs.
 
     Writes ``metrics.csv``, ``exceedance.csv``, ``metrics.md`` and (with ``plots``) ``rmse_by_depth.png`` and
     ``seasonal_cycle.png`` into ``out_dir`` (default ``<run_dir>/evaluation``). Returns the metrics table.
+    ``sets_cache`` keeps the hold-out samples for a later caller (the attribution scores the same samples).
     """
     from .domain import Domain
     from .training import CHECKPOINT_DIR, load_checkpoint, predict
@@ -173,15 +185,12 @@ def evaluate_run(cfg, dataset: xr.Dataset, run_dir: str | Path, models: list[str
     ds = prepare(dataset)
     split = make_split(cfg, ds)
     band_labels = Domain(band_edges=tuple(cfg.domain.band_edges)).band_labels()
-    cache: dict[str, dict] = {}
+    cache = sets_cache if sets_cache is not None else {}
     frames, exc, preds, trained = [], [], {}, {}
     for name in names:
         loaded = load_checkpoint(ck_dir / f"{name}.pt")
         trained[name] = loaded.meta.get("metrics", {})
-        key = json.dumps({k: v for k, v in loaded.features.to_dict().items() if k != "norm"}, sort_keys=True)
-        if key not in cache:  # inputs depend on the feature options (e.g. scenario signal), not on the model
-            cache[key] = evaluation_sets(cfg, ds, split, loaded.features)
-        for holdout, raw in cache[key].items():
+        for holdout, raw in cached_evaluation_sets(cfg, ds, loaded.features, cache, split).items():
             y_hat = predict(loaded.model, loaded.features, loaded.features.normalize(raw))
             frames.append(metrics_table(raw["target"], y_hat, raw["band"], model=name, holdout=holdout,
                                         band_labels=band_labels))

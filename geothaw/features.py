@@ -192,6 +192,13 @@ def _cell_matrix(da: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.asarray(sel.transpose("cell", ...).values, dtype="float32")
 
 
+def _cell_matrices(ds: xr.Dataset, names: list[str], rows: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`_cell_matrix` of several variables in one computation: variables derived together (the snowpack
+    behind ``sd``, ``sde`` and ``rsn``) are then derived once, not once per variable."""
+    sel = ds[names].isel(latitude=xr.DataArray(rows, dims="cell"), longitude=xr.DataArray(cols, dims="cell")).compute()
+    return {n: np.asarray(sel[n].transpose("cell", ...).values, dtype="float32") for n in names}
+
+
 def _static_vector(ds: xr.Dataset, name: str, rows: np.ndarray, cols: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     da = ds[name]
     if "time" in da.dims:  # monthly swvl → climatology over the training years (recorded in the spec)
@@ -280,8 +287,11 @@ def make_inputs(chunk_ds: xr.Dataset, years, spec: FeatureSpec, *, scenario: str
         )
     rows, cols = valid_cells(ds) if cells is None else (np.asarray(cells[0], "int64"), np.asarray(cells[1], "int64"))
 
-    t2m = _cell_matrix(ds["t2m"], rows, cols)
-    forcing = {"t2m": t2m, **{v: _cell_matrix(ds[v], rows, cols) for v in FORCING[1:]}}
+    if with_target and (missing := [v for v in TARGETS if v not in ds]):
+        raise InputDataError(f"targets {missing} missing from the dataset")
+    cell_series = _cell_matrices(ds, [*FORCING, *(TARGETS if with_target else ())], rows, cols)
+    forcing = {v: cell_series[v] for v in FORCING}
+    t2m = forcing["t2m"]
     month = (offs % 12).astype("float32")
     n_cells, n_months = t2m.shape
     sig_year = scenario_signal(t2m, y0, spec, scenario)  # (cells, n_years)
@@ -339,10 +349,7 @@ def make_inputs(chunk_ds: xr.Dataset, years, spec: FeatureSpec, *, scenario: str
     }
     ok = window_ok & np.isfinite(out["static"]).all(axis=1)
     if with_target:
-        missing = [v for v in TARGETS if v not in ds]
-        if missing:
-            raise InputDataError(f"targets {missing} missing from the dataset")
-        tgt = np.stack([_cell_matrix(ds[v], rows, cols) for v in TARGETS], axis=-1)  # (cells, months, 4)
+        tgt = np.stack([cell_series[v] for v in TARGETS], axis=-1)  # (cells, months, 4)
         n_full = n_months // 12
         tgt = tgt[:, : n_full * 12].reshape(n_cells, n_full, 12, 4)[:, years - y0]
         out["target"] = tgt.reshape(n_cells * years.size, 12, 4)

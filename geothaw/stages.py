@@ -248,9 +248,11 @@ def stage_evaluate(ctx: Context) -> dict:
     from .attribution import attribute_run
     from .evaluation import evaluate_run
 
-    table = evaluate_run(ctx.cfg, ctx.record(), ctx.run_dir)
+    sets: dict = {}  # the hold-out samples, read once for the scores and the attribution
+    table = evaluate_run(ctx.cfg, ctx.record(), ctx.run_dir, sets_cache=sets)
     best = best_model(ctx.run_dir, ctx.cfg)
-    attribute_run(ctx.cfg, ctx.record(), ctx.run_dir, best, n_repeats=ctx.cfg.evaluation.attribution_repeats)
+    attribute_run(ctx.cfg, ctx.record(), ctx.run_dir, best, n_repeats=ctx.cfg.evaluation.attribution_repeats,
+                  sets_cache=sets)
     write_text_atomic(ctx.path("best_model.json"), json.dumps({"model": best}, indent=2))
     sel = table[(table["band"] == "all") & (table["season"] == "annual")]
     rmse = sel.groupby(["model", "holdout"])["rmse"].mean().unstack().round(3)
