@@ -4,7 +4,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from geothaw.biascorrect import BiasAdjustment
+from geothaw.biascorrect import BiasAdjustment, to_coarse
 from geothaw.errors import InputDataError
 
 N_YEARS = 60
@@ -84,3 +84,22 @@ def test_bad_inputs(pair):
         BiasAdjustment.train(ref, hist.drop_vars("tp"))
     with pytest.raises(InputDataError, match="unknown bias-correction method"):
         BiasAdjustment.train(ref, hist, method="magic")
+
+
+@pytest.mark.parametrize("factor", [2, 3, 10])
+def test_coarse_grid_is_the_rolling_mean_sampled_bit_for_bit(factor):
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(5, 23, 31)).astype("float32")
+    values[:, :7, :9] = np.nan  # sea: some windows all NaN, some partly
+    values[2, 10, 10] = np.nan
+    ds = xr.Dataset({"t2m": (("time", "latitude", "longitude"), values),
+                     "tp": (("time", "latitude", "longitude"), np.abs(values) * 40)},
+                    coords={"time": pd.date_range("2000-01-01", periods=5, freq="MS"),
+                            "latitude": np.arange(23) * 0.1, "longitude": np.arange(31) * 0.1})
+    expected = ds.rolling(latitude=factor, longitude=factor, center=True, min_periods=1).mean()
+    expected = expected.isel(latitude=slice(None, None, factor), longitude=slice(None, None, factor))
+    got = to_coarse(ds, factor)
+    for v in ds:
+        assert got[v].dtype == np.float32
+        np.testing.assert_array_equal(got[v].values, expected[v].values)  # NaN where NaN, equal bits elsewhere
+    assert np.isnan(got["t2m"].values[:, 0, 0]).all() and np.isfinite(got["t2m"].values[:, -1, -1]).all()
