@@ -4,6 +4,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from geothaw import biascorrect
 from geothaw.biascorrect import BiasAdjustment, to_coarse
 from geothaw.errors import InputDataError
 
@@ -86,8 +87,10 @@ def test_bad_inputs(pair):
         BiasAdjustment.train(ref, hist, method="magic")
 
 
+@pytest.mark.parametrize("slab_rows", [1, 2, 8])
 @pytest.mark.parametrize("factor", [2, 3, 10])
-def test_coarse_grid_is_the_rolling_mean_sampled_bit_for_bit(factor):
+def test_coarse_grid_is_the_rolling_mean_sampled_bit_for_bit(factor, slab_rows, monkeypatch):
+    monkeypatch.setattr(biascorrect, "COARSE_SLAB_ROWS", slab_rows)  # slabs with halos give the same as one
     rng = np.random.default_rng(3)
     values = rng.normal(size=(5, 23, 31)).astype("float32")
     values[:, :7, :9] = np.nan  # sea: some windows all NaN, some partly
