@@ -186,17 +186,16 @@ def sample_years(ds: xr.Dataset, window_months: int) -> np.ndarray:
     return np.arange(y0 + first, y0 + n_full)
 
 
-def _cell_matrix(da: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(cells, time) float32 for the selected cells; only those cells are loaded from a lazy array."""
-    sel = da.isel(latitude=xr.DataArray(rows, dims="cell"), longitude=xr.DataArray(cols, dims="cell"))
-    return np.asarray(sel.transpose("cell", ...).values, dtype="float32")
-
-
 def _cell_matrices(ds: xr.Dataset, names: list[str], rows: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
-    """:func:`_cell_matrix` of several variables in one computation: variables derived together (the snowpack
-    behind ``sd``, ``sde`` and ``rsn``) are then derived once, not once per variable."""
+    """(cells, time) float32 per variable for the selected cells; only those cells are loaded from lazy arrays,
+    in one computation, so variables derived together (the snowpack behind ``sd``, ``sde`` and ``rsn``) are
+    derived once, not once per variable."""
     sel = ds[names].isel(latitude=xr.DataArray(rows, dims="cell"), longitude=xr.DataArray(cols, dims="cell")).compute()
     return {n: np.asarray(sel[n].transpose("cell", ...).values, dtype="float32") for n in names}
+
+
+def _cell_matrix(da: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    return _cell_matrices(da.to_dataset(name="_v"), ["_v"], rows, cols)["_v"]
 
 
 def _static_vector(ds: xr.Dataset, name: str, rows: np.ndarray, cols: np.ndarray, spec: FeatureSpec) -> np.ndarray:
