@@ -499,6 +499,18 @@ def _write_cog_then_trim(da: xr.DataArray, path: Path, **kwargs) -> Path:
         trim_heap()
 
 
+COG_WRITERS_MEMORY_MB = 2560  # what the COG writer threads may hold together
+COG_WRITER_STACKS = 6  # copies of its band stack one COG write holds: the warp, the tiled source, GDAL's block cache
+
+
+def cog_writer_threads(stack_mb: float) -> int:
+    """COG writer threads for band stacks of ``stack_mb``: one per core, as many as the memory allows.
+
+    Measured on the full default (120 years of the 0.1° domain at 5 km, a 205 MB stack): 1 writer 169 s at a
+    stage peak of 2.18 GiB, 2 writers 132 s at 3.36 GiB (``docs/results.md`` §9o)."""
+    return max(1, min(available_cpus(), int(COG_WRITERS_MEMORY_MB // (COG_WRITER_STACKS * max(stack_mb, 1e-3)))))
+
+
 class _CogWriters:
     """Writes COGs on a few threads (GDAL's warp and compression release the GIL): the slice is read here, in
     the calling thread (netCDF reads are not thread-safe), and at most two slices per thread wait in memory.
@@ -547,14 +559,10 @@ def stage_rasters(ctx: Context) -> dict:
                     "exceeds_zero": ("1", True), "thawed_year_round": ("1", True), "thaws_in_summer": ("1", True)}
     depth_names = ("0-7cm", "7-28cm", "28-100cm", "100-289cm")
     jobs = len(cfg.projection.scenarios)
-    # A COG write holds about ten copies of its reprojected band stack (reprojection, the tiled source, GDAL's
-    # block cache while building overviews): 2 GB for 120 years of the 0.1° domain at 5 km. Threads only pay
-    # where that is small (measured on the full default: 2 threads 208 s and 6.7 GiB, 1 thread 366 s and 3.5 GiB).
     _, shape = albers_grid(dom, cfg.output.resolution_m) if cfg.output.crs == 3338 else (None, dom.shape)
     n_years = cfg.period.projection_end_year - cfg.projection.first_year + 1
     stack_mb = n_years * shape[0] * shape[1] * 4 / 2**20
-    with progress_bar(ctx.console) as bar, warnings.catch_warnings(), \
-            _CogWriters(available_cpus() if stack_mb <= 64 else 1) as cogs:
+    with progress_bar(ctx.console) as bar, warnings.catch_warnings(), _CogWriters(cog_writer_threads(stack_mb)) as cogs:
         # rasterio silences this warning while it wraps an array in a dataset, with warnings.catch_warnings(),
         # which is not thread-safe: two COG threads can let it through although the transform is then set.
         warnings.filterwarnings("ignore", "Dataset has no geotransform", NotGeoreferencedWarning)

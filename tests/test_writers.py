@@ -34,6 +34,7 @@ def test_cog_is_valid_and_described(tmp_path, small_products):
         assert src.nodata == -9999.0 and src.count == 3
         assert src.descriptions == ("2030", "2031", "2032")
         assert src.tags(1)["units"] == "degC"
+        assert src.interleaving.name.upper() == "PIXEL"  # the band-interleaved tiled source does not leak into the COG
         arr = src.read(1, masked=True)
         assert arr.count() > 0 and arr.mask.any()  # sea stays nodata
         # values survive reprojection (nearest neighbour: no new values are invented)
@@ -48,6 +49,17 @@ def test_cog_compressed_on_several_threads_is_the_same_file(tmp_path, small_prod
     two = write_cog(magt, tmp_path / "two.tif", domain=d, resolution_m=5000, threads=2)
     assert cog_validate(str(two))[0]
     assert one.read_bytes() == two.read_bytes()
+
+
+def test_cog_writer_threads_follow_the_cores_and_the_memory(monkeypatch):
+    from geothaw import stages
+
+    monkeypatch.setattr(stages, "available_cpus", lambda: 16)
+    assert stages.cog_writer_threads(2.0) == 16                 # small stacks: one writer per core
+    assert stages.cog_writer_threads(205.0) == 2                # the full default's 120-year stack: 2 fit in memory
+    assert stages.cog_writer_threads(5000.0) == 1               # always at least one
+    monkeypatch.setattr(stages, "available_cpus", lambda: 1)
+    assert stages.cog_writer_threads(2.0) == 1
 
 
 def test_cog_writes_leave_no_reference_cycles_and_the_caller_array_alone(tmp_path, small_products):

@@ -235,7 +235,10 @@ def write_cog(da: xr.DataArray, path: str | Path, *, domain: Domain, crs: int = 
     values = values.astype(dtype, copy=False)
     profile = {"driver": "GTiff", "height": values.shape[1], "width": values.shape[2], "count": values.shape[0],
                "dtype": dtype, "crs": out_crs, "transform": transform, "nodata": nodata,
-               "tiled": True, "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK}
+               "tiled": True, "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK,
+               # the COG driver builds overviews band by band: a band-interleaved source makes that ~20 % faster
+               # on a 120-band stack, and the COG is byte-identical (it is pixel-interleaved either way)
+               "interleave": "band"}
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     # The tiled source lives in GDAL's in-memory file system, uncompressed: only the COG is compressed, once.
