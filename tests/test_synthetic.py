@@ -243,6 +243,22 @@ def test_deterministic_for_a_seed_in_one_process_or_two(twin_worlds):
     assert not np.array_equal(_record(root / "c")["t2m"].values, _record(root / "a")["t2m"].values)
 
 
+def test_era5_files_from_two_processes_are_the_same_bytes(twin_worlds, tmp_path, monkeypatch):
+    import dataclasses
+
+    from geothaw.synthetic import world as world_module
+
+    cfg, root = twin_worlds
+    serial = world_paths(cfg, root / "a2")  # its files were written in one process, all years from one read
+    paths = dataclasses.replace(serial, era5land=[tmp_path / p.name for p in serial.era5land])
+    monkeypatch.setattr(world_module, "ERA5_READ_BYTES", 1)  # one year per read: three groups for two workers
+    progress = []
+    world_module._write_era5_files(paths, world_module.world_domain(cfg), lambda _, done, total: progress.append(done),
+                                   workers=2)
+    assert [p.read_bytes() for p in paths.era5land] == [p.read_bytes() for p in serial.era5land]
+    assert progress[0] == 0 and progress[-1] == len(paths.era5land) == 3
+
+
 def test_forcing_independent_of_block_size(twin_worlds):
     _, root = twin_worlds
     for v in ("t2m", "tp", "sd", "sde", "rsn"):
