@@ -87,11 +87,8 @@ def test_era_summaries_and_area_table():
     assert (late.values == 1).all() and (early.values == 0).all()
 
 
-def test_ensemble_of_lazy_members_equals_the_eager_ensemble():
-    """The ensemble is computed lazily from members opened in slabs; it must equal the in-memory result,
-    including first_exceedance_year (recomputed from the ensemble-mean MAGT)."""
-    from geothaw.stages import ensemble_products
-
+def _two_members() -> list[xr.Dataset]:
+    """Yearly products of two GCM members on a 3 × 5 grid, 2080–2099, one cell missing."""
     rng = np.random.default_rng(3)
     members = []
     for shift in (0.0, 0.8):
@@ -101,6 +98,35 @@ def test_ensemble_of_lazy_members_equals_the_eager_ensemble():
                           coords={"time": pd.date_range("2080-01-01", periods=240, freq="MS"),
                                   "latitude": [62.0, 61.9, 61.8], "longitude": np.arange(5) * 0.1 + 200})
         members.append(yearly_products(da))
+    return members
+
+
+def test_ensembles_written_in_processes_are_the_same_files(tmp_path, monkeypatch):
+    from geothaw import stages
+    from geothaw.io.writers import write_products_netcdf
+
+    paths = [write_products_netcdf(m, tmp_path / f"member{k}.nc", scenario="rcp85", provenance={})
+             for k, m in enumerate(_two_members())]
+    monkeypatch.setattr(stages, "ENSEMBLE_PROCESS_BYTES", 0)  # these small members would stay in this process
+
+    def jobs(tag):
+        return [{"member_paths": paths, "target": tmp_path / f"{tag}_{scen}.nc", "scenario": scen, "provenance": {}}
+                for scen in ("rcp45", "rcp85")]
+
+    stages.write_ensembles(jobs("here"), workers=1)
+    stages.write_ensembles(jobs("spawned"), workers=2)
+    for scen in ("rcp45", "rcp85"):
+        assert (tmp_path / f"here_{scen}.nc").read_bytes() == (tmp_path / f"spawned_{scen}.nc").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("spawned")) == ["spawned_rcp45.nc",
+                                                                                           "spawned_rcp85.nc"]
+
+
+def test_ensemble_of_lazy_members_equals_the_eager_ensemble():
+    """The ensemble is computed lazily from members opened in slabs; it must equal the in-memory result,
+    including first_exceedance_year (recomputed from the ensemble-mean MAGT)."""
+    from geothaw.stages import ensemble_products
+
+    members = _two_members()
     eager = ensemble_products(members)
     lazy = ensemble_products([m.chunk({"longitude": 2}) for m in members])
     assert lazy["first_exceedance_year"].chunks is not None
