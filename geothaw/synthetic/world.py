@@ -413,7 +413,8 @@ def _write_era5_files(paths: WorldPaths, domain: Domain, report: Progress, worke
     ``ERA5_READ_BYTES``): one read per year cost twice the reading itself in overhead on the 1° world.
 
     Groups of years go to one process per core (netCDF compression is single-threaded, and HDF5 is not
-    thread-safe): the full default's 75 files took 89 s in one process. The files are the same bytes either way."""
+    thread-safe): the full default's 75 files took 142.9 s in one process and 67.5 s in two on one VM (89 s in one
+    in an earlier full run). The files are the same bytes either way."""
     year_bytes = 12 * int(np.prod(domain.shape)) * 4 * len(ERA5_FIELDS)
     per_read = max(1, ERA5_READ_BYTES // year_bytes)
     total = len(paths.era5land)
