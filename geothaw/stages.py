@@ -529,8 +529,8 @@ COG_WRITER_STACKS = 6  # copies of its band stack one COG write holds: the warp,
 def cog_writer_threads(stack_mb: float) -> int:
     """COG writer threads for band stacks of ``stack_mb``: one per core, as many as the memory allows.
 
-    Measured on the full default (120 years of the 0.1° domain at 5 km, a 205 MB stack): 1 writer 169 s at a
-    stage peak of 2.18 GiB, 2 writers 132 s at 3.36 GiB (``docs/results.md`` §9o)."""
+    Measured on the full default (120 years of the 0.1° domain at 5 km, a 205 MB stack): 1 writer 169.2 s at a
+    stage peak of 2.28 GiB, 2 writers 136.8 s at 3.32 GiB (``docs/results.md`` §9o)."""
     return max(1, min(available_cpus(), int(COG_WRITERS_MEMORY_MB // (COG_WRITER_STACKS * max(stack_mb, 1e-3)))))
 
 
