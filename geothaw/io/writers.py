@@ -251,6 +251,7 @@ def write_cog(da: xr.DataArray, path: str | Path, *, domain: Domain, crs: int = 
                     dst.set_band_description(i + 1, band_descriptions[i])
                 dst.update_tags(i + 1, units=units)
             dst.update_tags(units=units)
+        del values  # the tiled source holds it now: one stack less per writer while the COG is built
         with atomic_path(final, suffix=".tif") as tmp:
             rasterio.shutil.copy(tiled, tmp, driver="COG", compress="DEFLATE",
                                  predictor="2" if categorical else "3", overview_resampling="nearest", blocksize=COG_BLOCK,
